@@ -1,0 +1,229 @@
+"""One realised episode of the placement problem, as arrays: every task, and the signals it meets.
+
+An :class:`Instance` is self-contained: the env, the heuristics, the MILP oracle and the metrics need
+nothing else, and :meth:`Instance.save` / :meth:`Instance.load` round-trip it exactly (``.npz``).
+Axes: K tasks, R regions (action R is the overflow action), N service nodes, S hourly slots, M models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.scenario import CostParams, _readonly
+
+FORMAT_VERSION = 1
+
+# Per-task arrays: name -> dtype. Quantities marked "cohort" cover all requests of the task.
+TASK_FIELDS: dict[str, type] = {
+    "arrival_h": np.float64,  # arrival time, hours since the episode start
+    "slot_idx": np.int64,  # hourly slot of the arrival, in [0, S)
+    "node_idx": np.int64,  # service node the task arrives at
+    "home_idx": np.int64,  # the node's home compute region ("local")
+    "class_idx": np.int64,  # workload class
+    "model_idx": np.int64,  # model class
+    "residency_idx": np.int64,  # 0 global, 1 regional, 2 domestic
+    "budget_ms": np.float64,  # latency budget tau, ms
+    "rounds": np.int64,  # service <-> compute round trips
+    "requests": np.int64,  # requests in the cohort
+    "context_tokens": np.int64,  # per request
+    "generated_tokens": np.int64,  # per request
+    "gpu_s": np.float64,  # cohort GPU-seconds when run with its cache (at home)
+    "energy_kwh": np.float64,  # cohort IT energy when run with its cache, kWh
+    "inference_ms": np.float64,  # first-token time with its cache, ms
+    "cache_gpu_s": np.float64,  # cohort GPU-seconds to recompute the cached prefill elsewhere
+    "cache_kwh": np.float64,  # cohort IT energy to recompute it, kWh
+    "cache_ms": np.float64,  # first-token time added by recomputing it, ms
+    "state_gb": np.float64,  # cohort bytes moved from the home region to a remote one, GB
+    "response_gb": np.float64,  # cohort bytes sent back to the home region, GB
+    "delay_usd_per_ms": np.float64,  # cohort value of a ms of latency, USD/ms
+    "overflow_usd": np.float64,  # cohort SLO penalty when not served, USD
+}
+
+# Per-episode arrays: name -> (dtype, axes).
+EPISODE_FIELDS: dict[str, tuple[type, str]] = {
+    "price_usd_per_kwh": (np.float64, "S,R"),
+    "carbon_g_per_kwh": (np.float64, "S,R"),
+    "pue": (np.float64, "S,R"),
+    "capacity_gpu_s": (np.float64, "S,R"),
+    "node_rtt_ms": (np.float64, "N,R"),
+    "node_client_ms": (np.float64, "N"),
+    "queue_ms": (np.float64, "R"),
+    "transfer_usd_per_gb": (np.float64, "R,R"),
+    "residency_ok": (np.bool_, "N,3,R"),
+    "replica_usd": (np.float64, "M"),
+    "permanent_replica": (np.bool_, "R,M"),
+}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Instance:
+    """A sampled episode. See ``TASK_FIELDS`` and ``EPISODE_FIELDS`` for each array's meaning and unit."""
+
+    # per task [K]
+    arrival_h: NDArray[np.float64]
+    slot_idx: NDArray[np.int64]
+    node_idx: NDArray[np.int64]
+    home_idx: NDArray[np.int64]
+    class_idx: NDArray[np.int64]
+    model_idx: NDArray[np.int64]
+    residency_idx: NDArray[np.int64]
+    budget_ms: NDArray[np.float64]
+    rounds: NDArray[np.int64]
+    requests: NDArray[np.int64]
+    context_tokens: NDArray[np.int64]
+    generated_tokens: NDArray[np.int64]
+    gpu_s: NDArray[np.float64]
+    energy_kwh: NDArray[np.float64]
+    inference_ms: NDArray[np.float64]
+    cache_gpu_s: NDArray[np.float64]
+    cache_kwh: NDArray[np.float64]
+    cache_ms: NDArray[np.float64]
+    state_gb: NDArray[np.float64]
+    response_gb: NDArray[np.float64]
+    delay_usd_per_ms: NDArray[np.float64]
+    overflow_usd: NDArray[np.float64]
+    # per episode
+    price_usd_per_kwh: NDArray[np.float64]
+    carbon_g_per_kwh: NDArray[np.float64]
+    pue: NDArray[np.float64]
+    capacity_gpu_s: NDArray[np.float64]
+    node_rtt_ms: NDArray[np.float64]
+    node_client_ms: NDArray[np.float64]
+    queue_ms: NDArray[np.float64]
+    transfer_usd_per_gb: NDArray[np.float64]
+    residency_ok: NDArray[np.bool_]
+    replica_usd: NDArray[np.float64]
+    permanent_replica: NDArray[np.bool_]
+    # scalars and names
+    replica_window_h: int
+    start_hour: int  # hour of year (UTC) of slot 0
+    cost: CostParams
+    region_names: tuple[str, ...]
+    node_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    model_names: tuple[str, ...]
+    scenario_name: str = ""
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        K = self.arrival_h.shape[0]
+        sizes = {"S": self.price_usd_per_kwh.shape[0], "R": len(self.region_names), "N": len(self.node_names),
+                 "M": len(self.model_names)}
+        for name, dtype in TASK_FIELDS.items():
+            a = getattr(self, name)
+            if not isinstance(a, np.ndarray) or a.shape != (K,) or a.dtype != dtype:
+                raise ValueError(f"Instance.{name}: expected a {np.dtype(dtype)} array of shape ({K},), got "
+                                 f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+        for name, (dtype, axes) in EPISODE_FIELDS.items():
+            a = getattr(self, name)
+            shape = tuple(3 if ax == "3" else sizes[ax] for ax in axes.split(","))
+            if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
+                raise ValueError(f"Instance.{name}: expected a {np.dtype(dtype)} array of shape {shape}, got "
+                                 f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+        floats = [n for n, d in TASK_FIELDS.items() if d is np.float64]
+        floats += [n for n, (d, _) in EPISODE_FIELDS.items() if d is np.float64]
+        for name in floats:
+            a = getattr(self, name)
+            if a.size and not (np.isfinite(a).all() and (a >= 0).all()):
+                raise ValueError(f"Instance.{name}: expected finite values >= 0")
+        for name, hi in (("slot_idx", sizes["S"]), ("node_idx", sizes["N"]), ("home_idx", sizes["R"]),
+                         ("model_idx", sizes["M"]), ("residency_idx", 3), ("class_idx", len(self.class_names))):
+            a = getattr(self, name)
+            if a.size and (a.min() < 0 or a.max() >= hi):
+                raise ValueError(f"Instance.{name}: expected indices in [0, {hi})")
+        if self.replica_window_h < 1:
+            raise ValueError(f"Instance.replica_window_h = {self.replica_window_h}: expected an integer >= 1")
+        for name in (*TASK_FIELDS, *EPISODE_FIELDS):
+            getattr(self, name).setflags(write=False)
+
+    # ------------------------------------------------------------------------------ sizes
+    @property
+    def num_tasks(self) -> int:
+        return int(self.arrival_h.shape[0])
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.region_names)
+
+    @property
+    def num_actions(self) -> int:
+        """Regions plus the overflow action (index ``num_regions``)."""
+        return len(self.region_names) + 1
+
+    @property
+    def overflow_action(self) -> int:
+        return len(self.region_names)
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.price_usd_per_kwh.shape[0])
+
+    @property
+    def num_windows(self) -> int:
+        return -(-self.num_slots // self.replica_window_h)
+
+    @property
+    def window_idx(self) -> NDArray[np.int64]:
+        """[K] replica window of each task (windows are ``replica_window_h`` slots from the start)."""
+        return self.slot_idx // self.replica_window_h
+
+    def replace(self, **changes: Any) -> Instance:
+        """A copy with some fields changed (e.g. ``cost=...`` or ``budget_ms=...`` for sweeps)."""
+        return dataclasses.replace(self, **changes)
+
+    def subset(self, tasks: NDArray[np.int64] | slice) -> Instance:
+        """The instance restricted to some tasks (same episode arrays)."""
+        return dataclasses.replace(self, **{n: np.array(getattr(self, n)[tasks]) for n in TASK_FIELDS})
+
+    # ------------------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> None:
+        """Write to ``path`` (``.npz``): arrays as stored, scalars and names as JSON metadata."""
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "replica_window_h": self.replica_window_h,
+            "start_hour": self.start_hour,
+            "cost": dataclasses.asdict(self.cost),
+            "region_names": list(self.region_names),
+            "node_names": list(self.node_names),
+            "class_names": list(self.class_names),
+            "model_names": list(self.model_names),
+            "scenario_name": self.scenario_name,
+            "seed": self.seed,
+        }
+        arrays = {n: getattr(self, n) for n in (*TASK_FIELDS, *EPISODE_FIELDS)}
+        with open(path, "wb") as f:
+            np.savez_compressed(f, __meta__=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Instance:
+        """Read an instance written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" not in z.files:
+                raise ValueError(f"{str(path)!r} is not a geoinfer instance file (no metadata)")
+            meta = json.loads(str(z["__meta__"]))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{str(path)!r}: format_version = {meta.get('format_version')!r}: expected "
+                                 f"{FORMAT_VERSION}")
+            missing = [n for n in (*TASK_FIELDS, *EPISODE_FIELDS) if n not in z.files]
+            if missing:
+                raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
+            arrays = {n: _readonly(z[n]) for n in (*TASK_FIELDS, *EPISODE_FIELDS)}
+        return cls(
+            **arrays,
+            replica_window_h=int(meta["replica_window_h"]),
+            start_hour=int(meta["start_hour"]),
+            cost=CostParams(**meta["cost"]),
+            region_names=tuple(meta["region_names"]),
+            node_names=tuple(meta["node_names"]),
+            class_names=tuple(meta["class_names"]),
+            model_names=tuple(meta["model_names"]),
+            scenario_name=str(meta["scenario_name"]),
+            seed=meta["seed"],
+        )

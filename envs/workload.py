@@ -1,0 +1,256 @@
+"""Arrival processes and per-request physics: a :class:`~envs.Scenario` sampled into an :class:`~envs.Instance`.
+
+Arrival processes (``[workload].arrival``), all with long-run mean ``rate_per_h`` tasks per hour:
+
+* ``poisson``: homogeneous Poisson; nodes drawn by traffic share.
+* ``diurnal``: each node n is a Poisson process of rate ``rate * share_n * (1 + A cos(2 pi (h_n(t) -
+  peak) / 24))`` where ``h_n(t)`` is the node's local hour, so traffic follows the sun around the globe.
+* ``bursty``: a two-state Markov-modulated Poisson process (high / low factors, exponential sojourns),
+  normalised so its stationary mean is ``rate``.
+* ``trace``: replay of an Azure LLM inference trace: its inter-arrival pattern, stretched in time to
+  ``rate``, from a random phase; tasks of classes that draw tokens from that trace also take the
+  replayed request's token counts.
+
+With ``num_tasks`` given, exactly that many tasks are drawn from the same intensity (the Poisson
+process conditioned on its count; for ``trace``, that many consecutive requests stretched over the
+horizon). Sampling is vectorised: no Python loop over tasks.
+
+Per request of model m with context c, generated g and cached share q (of the class):
+GPU-s = (1 - q) c / prefill_tps + g / decode_tps at home, plus q c / prefill_tps to recompute the
+cache elsewhere; IT energy = GPU-s * gpu_power_w / 3.6e6 kWh; first-token time =
+ttft_base + (1 - q) c * prefill_ms_per_token (+ q c * prefill_ms_per_token elsewhere). A task's latency
+budget is its latency at home plus a slack drawn from its class (times ``slack_scale``, plus
+``slack_add_ms``), so local execution always meets the budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.costs import home_latency_ms, residency_allowed
+from envs.instance import Instance
+from envs.scenario import Scenario, _readonly
+
+
+def _categorical(rng: np.random.Generator, probs: NDArray[np.float64], size: int) -> NDArray[np.int64]:
+    cum = np.cumsum(probs / probs.sum())
+    return np.minimum(np.searchsorted(cum, rng.random(size), side="right"), len(probs) - 1).astype(np.int64)
+
+
+def _diurnal(s: Scenario, rng: np.random.Generator, H: float, start_hour: int, K: int | None):
+    """Joint (time, node) draws by thinning: proposal node ~ share, t ~ U(0, H); accept with the shape."""
+    a = s.arrival
+    amp = a.diurnal_amplitude
+
+    def shape(t: NDArray[np.float64], node: NDArray[np.int64]) -> NDArray[np.float64]:
+        local = (start_hour + t + s.node_utc_offset_h[node]) % 24.0
+        return 1.0 + amp * np.cos(2.0 * np.pi * (local - a.diurnal_peak_local_h) / 24.0)
+
+    if K is None:
+        # Expected count: the integral of the intensity, on a fine grid (exact enough, cheap).
+        grid = np.linspace(0.0, H, 4 * int(math.ceil(H)) * 24 + 1)
+        mean_shape = sum(float(np.trapezoid(shape(grid, np.full(grid.shape, n)), grid)) * s.node_share[n]
+                         for n in range(s.num_nodes)) / H
+        K = int(rng.poisson(a.rate_per_h * H * mean_shape))
+    times, nodes = np.empty(0), np.empty(0, dtype=np.int64)
+    while times.size < K:
+        m = int((K - times.size) * (1 + amp) * 1.1) + 16
+        t = rng.uniform(0.0, H, m)
+        n = _categorical(rng, s.node_share, m)
+        keep = rng.random(m) * (1.0 + amp) < shape(t, n)
+        times, nodes = np.concatenate([times, t[keep]]), np.concatenate([nodes, n[keep]])
+    return times[:K], nodes[:K]
+
+
+def _bursty(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
+    """Two-state MMPP: piecewise-constant intensity from the modulating chain, then arrivals in it."""
+    a = s.arrival
+    p_high = a.bursty_mean_high_h / (a.bursty_mean_high_h + a.bursty_mean_low_h)
+    norm = p_high * a.bursty_high_factor + (1 - p_high) * a.bursty_low_factor
+    state = bool(rng.random() < p_high)
+    edges, factors, t = [0.0], [], 0.0
+    while t < H:  # loop over sojourns (a handful per hour), not tasks
+        t = min(H, t + rng.exponential(a.bursty_mean_high_h if state else a.bursty_mean_low_h))
+        edges.append(t)
+        factors.append((a.bursty_high_factor if state else a.bursty_low_factor) / norm)
+        state = not state
+    e, f = np.array(edges), np.array(factors)
+    weight = a.rate_per_h * f * np.diff(e)
+    counts = rng.poisson(weight) if K is None else rng.multinomial(K, weight / weight.sum())
+    seg = np.repeat(np.arange(f.size), counts)
+    times = e[seg] + rng.random(seg.size) * (e[seg + 1] - e[seg])
+    return times, _categorical(rng, s.node_share, times.size)
+
+
+def _trace(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
+    """Replay the trace's arrival pattern stretched to the target rate; returns times and trace rows."""
+    tr = s.traces[s.arrival.trace]
+    n = tr.offset_s.size
+    gap_h = tr.span_s / 3600.0 / (n - 1)
+    period_h = tr.span_s / 3600.0 + gap_h  # the trace tiles with one mean gap between copies
+    stretch = (n / period_h) / s.arrival.rate_per_h
+    offset_h = tr.offset_s / 3600.0
+    if K is None:
+        phase = rng.uniform(0.0, period_h)
+        tiles = np.arange(int(math.floor(phase / period_h)), int(math.ceil((phase + H / stretch) / period_h)) + 1)
+        t = (offset_h[None, :] + tiles[:, None] * period_h).ravel()
+        rows = np.tile(np.arange(n), tiles.size)
+        inside = (t >= phase) & (t < phase + H / stretch)
+        return (t[inside] - phase) * stretch, rows[inside]
+    j = rng.integers(n) + np.arange(K + 1)
+    t = offset_h[j % n] + (j // n) * period_h
+    span = t[-1] - t[0]
+    times = (t[:K] - t[0]) / span * H if span > 0 else np.zeros(K)
+    return np.minimum(times, np.nextafter(H, 0.0)), j[:K] % n
+
+
+def sample_instance(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    num_tasks: int | None = None,
+    horizon_h: float | None = None,
+    start_hour: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> Instance:
+    """Sample one episode of ``scenario``.
+
+    Args:
+        seed: seeds a fresh ``np.random.Generator`` (ignored when ``rng`` is given).
+        num_tasks: exact number of tasks; default: Poisson with mean ``rate_per_h * horizon_h``.
+        horizon_h: episode length in hours (default ``[workload].horizon_h``).
+        start_hour: hour of the year (UTC) of the first slot; default a random 00:00 UTC inside the
+            signal slice (``random_start``) or its first hour.
+        rng: a generator to draw from, for callers that manage their own streams.
+    """
+    s, a = scenario, scenario.arrival
+    rng = np.random.default_rng(seed) if rng is None else rng
+    H = float(a.horizon_h if horizon_h is None else horizon_h)
+    if not (math.isfinite(H) and H > 0):
+        raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
+    if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 0):
+        raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 0")
+    S = int(math.ceil(H))
+    if s.num_hours < S:
+        raise ValueError(f"horizon_h = {H}: expected at most the {s.num_hours} hours of the signal slice")
+    last = s.first_hour + s.num_hours - S  # latest admissible start hour
+    if start_hour is not None:
+        if not (s.first_hour <= start_hour <= last):
+            raise ValueError(f"start_hour = {start_hour}: expected an hour of year in [{s.first_hour}, {last}]")
+        offset = int(start_hour) - s.first_hour
+    elif s.random_start:
+        first_day = -(-s.first_hour // 24)
+        days = np.arange(first_day, last // 24 + 1) * 24 - s.first_hour
+        offset = int(rng.choice(days[days >= 0])) if (days >= 0).any() else 0
+    else:
+        offset = 0
+    hour0 = s.first_hour + offset
+    K = None if num_tasks is None else int(num_tasks)
+
+    # --- arrivals: times (h since start) and nodes
+    trace_rows = None
+    if a.kind == "poisson":
+        n_tasks = int(rng.poisson(a.rate_per_h * H)) if K is None else K
+        times, nodes = rng.uniform(0.0, H, n_tasks), _categorical(rng, s.node_share, n_tasks)
+    elif a.kind == "diurnal":
+        times, nodes = _diurnal(s, rng, H, hour0, K)
+    elif a.kind == "bursty":
+        times, nodes = _bursty(s, rng, H, K)
+    else:
+        times, trace_rows = _trace(s, rng, H, K)
+        nodes = _categorical(rng, s.node_share, times.size)
+    order = np.argsort(times, kind="stable")
+    times, nodes = times[order], nodes[order]
+    if trace_rows is not None:
+        trace_rows = trace_rows[order]
+    n = times.size
+
+    # --- task attributes, per class
+    cls = _categorical(rng, np.array([c.share for c in s.classes]), n)
+    model = np.array([c.model_idx for c in s.classes], dtype=np.int64)[cls]
+    res_cum = np.cumsum(np.array([c.residency for c in s.classes]), axis=1)
+    res_cum /= res_cum[:, -1:]
+    residency = np.minimum((rng.random(n)[:, None] * 1.0 >= res_cum[cls]).sum(axis=1), 2).astype(np.int64)
+    rlo, rhi = (np.array([c.rounds[j] for c in s.classes], dtype=np.int64) for j in (0, 1))
+    rounds = rlo[cls] + np.floor(rng.random(n) * (rhi - rlo + 1)[cls]).astype(np.int64)
+    slo, shi = (np.array([c.slack_ms[j] for c in s.classes]) for j in (0, 1))
+    slack = (slo[cls] + rng.random(n) * (shi - slo)[cls]) * a.slack_scale + a.slack_add_ms
+
+    context = np.zeros(n, dtype=np.int64)
+    generated = np.zeros(n, dtype=np.int64)
+    for j, c in enumerate(s.classes):  # loop over classes, vectorised over their tasks
+        idx = np.flatnonzero(cls == j)
+        tr = s.traces[c.tokens]
+        rows = rng.integers(0, tr.offset_s.size, idx.size)
+        if trace_rows is not None and c.tokens == a.trace:
+            rows = trace_rows[idx]
+        context[idx], generated[idx] = tr.context_tokens[rows], tr.generated_tokens[rows]
+
+    # --- per-request physics, then cohorts
+    m = s.models
+    prefill_tps = np.array([x.prefill_tokens_per_gpu_s for x in m])[model]
+    decode_tps = np.array([x.decode_tokens_per_gpu_s for x in m])[model]
+    power_kw = np.array([x.gpu_power_w for x in m])[model] / 1000.0
+    ms_per_tok = np.array([x.prefill_ms_per_token for x in m])[model]
+    cached = context * np.array([c.cached_share for c in s.classes])[cls]
+    fresh = context - cached
+    req = a.requests_per_task
+    gpu_s_req = fresh / prefill_tps + generated / decode_tps
+    cache_gpu_s_req = cached / prefill_tps
+    state_kb = np.array([c.state_kb for c in s.classes])[cls]
+
+    R, M = s.num_regions, len(m)
+    permanent = np.zeros((R, M), dtype=bool)
+    warm = np.array([x.warm_at_home for x in m])
+    permanent[np.unique(s.node_home_idx)[:, None], np.flatnonzero(warm)[None, :]] = True
+    rows_t = slice(offset, offset + S)
+
+    inst = Instance(
+        arrival_h=_readonly(times),
+        slot_idx=_readonly(np.minimum(np.floor(times), S - 1).astype(np.int64)),
+        node_idx=_readonly(nodes.astype(np.int64)),
+        home_idx=_readonly(s.node_home_idx[nodes]),
+        class_idx=_readonly(cls),
+        model_idx=_readonly(model),
+        residency_idx=_readonly(residency),
+        budget_ms=_readonly(np.zeros(n)),  # set below from the home latency
+        rounds=_readonly(rounds),
+        requests=_readonly(np.full(n, req, dtype=np.int64)),
+        context_tokens=_readonly(context),
+        generated_tokens=_readonly(generated),
+        gpu_s=_readonly(req * gpu_s_req),
+        energy_kwh=_readonly(req * gpu_s_req * power_kw / 3600.0),
+        inference_ms=_readonly(np.array([x.ttft_base_ms for x in m])[model] + fresh * ms_per_tok),
+        cache_gpu_s=_readonly(req * cache_gpu_s_req),
+        cache_kwh=_readonly(req * cache_gpu_s_req * power_kw / 3600.0),
+        cache_ms=_readonly(cached * ms_per_tok),
+        state_gb=_readonly(req * (context * s.bytes_per_token + state_kb * 1000.0) / 1e9),
+        response_gb=_readonly(req * generated * s.bytes_per_token / 1e9),
+        delay_usd_per_ms=_readonly(np.array([c.delay_usd_per_s for c in s.classes])[cls] * req / 1000.0),
+        overflow_usd=_readonly(np.array([c.overflow_usd for c in s.classes])[cls] * req),
+        price_usd_per_kwh=_readonly(s.price_usd_per_kwh[rows_t]),
+        carbon_g_per_kwh=_readonly(s.carbon_g_per_kwh[rows_t]),
+        pue=_readonly(s.pue[rows_t]),
+        capacity_gpu_s=_readonly(s.capacity_gpu_s[rows_t]),
+        node_rtt_ms=s.node_rtt_ms,
+        node_client_ms=s.node_client_ms,
+        queue_ms=s.queue_ms,
+        transfer_usd_per_gb=s.transfer_usd_per_gb,
+        residency_ok=_readonly(residency_allowed(s.residency_mode, s.node_country, s.node_in_eu, s.region_country,
+                                                 s.region_in_eu, s.region_adequacy)),
+        replica_usd=_readonly(np.array([x.replica_usd for x in m])),
+        permanent_replica=_readonly(permanent),
+        replica_window_h=s.replica_window_h,
+        start_hour=hour0,
+        cost=s.cost,
+        region_names=s.region_names,
+        node_names=s.node_names,
+        class_names=tuple(c.name for c in s.classes),
+        model_names=tuple(x.name for x in m),
+        scenario_name=s.name,
+        seed=seed,
+    )
+    return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
