@@ -3,7 +3,11 @@
 Public names::
 
     from envs import Scenario, Instance, sample_instance, evaluate_plan, check_plan_feasible, static_mask
+
+Importing ``envs`` registers the Gymnasium id ``geoinfer/Placement-v0`` (single env and native vector env).
 """
+
+import gymnasium
 
 from envs.costs import (
     CostBreakdown,
@@ -29,7 +33,17 @@ from envs.scenario import (
 )
 from envs.workload import sample_instance
 
+ENV_ID = "geoinfer/Placement-v0"
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(
+        id=ENV_ID,
+        entry_point="envs.placement:PlacementEnv",
+        vector_entry_point="envs.vector:PlacementVectorEnv",
+    )
+
 __all__ = [
+    "ENV_ID",
     "RESIDENCY_CLASSES",
     "ArrivalProcess",
     "CostBreakdown",

@@ -282,6 +282,10 @@ class Scenario:
         """The default scenario with overrides given as a nested dict (the TOML file's shape)."""
         return cls.from_spec(spec_mod.merge_spec(spec_mod.default_spec(), override))
 
+    def with_overrides(self, override: Spec) -> Scenario:
+        """This scenario with overrides given as a nested dict (the TOML file's shape)."""
+        return Scenario.from_spec(spec_mod.merge_spec(self.spec, override))
+
     @classmethod
     def from_spec(cls, spec: Spec) -> Scenario:
         """Build from a complete, merged specification (see :mod:`envs.spec`)."""

@@ -1,0 +1,359 @@
+"""Step dynamics of placement episodes, batched over B episodes: the one implementation behind the
+single env, the native vector env and the heuristics' offline planner.
+
+At load, each episode's :class:`~envs.Instance` is turned into per-task rows taken from the shared
+cost model (:mod:`envs.costs`): the weighted cost of every action, GPU time, latency, the static
+mask. A step is then a few array reads: the capacity left in the current slot and the warm replicas
+of the current window are the only state. Tasks are played in arrival order; when the slot changes
+the capacity is fresh, when the replica window changes only permanent replicas stay warm.
+
+The observation is a flat ``float32`` vector: ``task_features`` followed by the region features,
+feature-major (``F_r`` blocks of ``R`` values, one block per name in ``REGION_FEATURES``; see
+:class:`ObsLayout`), so each block is written with one contiguous copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.costs import pair_costs
+from envs.instance import Instance
+
+# Rows of the [K, A] cost matrix computed at a time, which bounds the temporaries of a long episode.
+_CHUNK = 8192
+
+# Scalar task features (after the one-hots) stored per task.
+_NUM_SCALARS = 8
+
+# Info components stored per (task, action), in this order.
+COMPONENTS = ("energy_usd", "carbon_g", "delay_usd", "migration_usd", "penalty_usd")
+
+REGION_FEATURES = (
+    "price_usd_per_kwh",  # electricity price in the task's slot, USD/kWh
+    "carbon_kg_per_kwh",  # grid carbon intensity in the slot, kg CO2/kWh
+    "pue",  # power usage effectiveness in the slot
+    "capacity_left",  # share of the slot's GPU-seconds still free, [0, 1]
+    "latency_s",  # the task's end-to-end latency there, s
+    "slack_s",  # budget minus latency there, s (negative: over budget)
+    "cost",  # the task's cost there, reward units (USD * reward_scale), before any replica charge
+    "replica_warm",  # 1 if the task's model has a warm replica there
+    "feasible",  # 1 if the action is admissible now (budget, residency, capacity)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ObsLayout:
+    """Where each feature sits in the flat observation vector."""
+
+    class_names: tuple[str, ...]
+    node_names: tuple[str, ...]
+    region_names: tuple[str, ...]
+
+    @property
+    def task_features(self) -> tuple[str, ...]:
+        return (
+            *(f"class={c}" for c in self.class_names),  # one-hot workload class
+            "residency=global", "residency=regional", "residency=domestic",  # one-hot residency class
+            *(f"node={n}" for n in self.node_names),  # one-hot service node (its home is "local")
+            "home_slack_s",  # budget minus latency at home, s
+            "energy_kwh",  # cohort IT energy at home, kWh
+            "gpu_h",  # cohort GPU-hours at home
+            "rounds",  # service <-> compute round trips
+            "overflow_cost",  # cost of the overflow action, reward units
+            "replica_cost",  # charge for bringing up the task's model where it is not warm, reward units
+            "progress",  # share of the episode's tasks already placed, [0, 1)
+            "hour_utc",  # hour of day of the task's slot, [0, 24)
+        )
+
+    @property
+    def num_task_features(self) -> int:
+        return len(self.task_features)
+
+    @property
+    def num_region_features(self) -> int:
+        return len(REGION_FEATURES)
+
+    @property
+    def size(self) -> int:
+        return self.num_task_features + len(self.region_names) * len(REGION_FEATURES)
+
+    def bounds(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(low, high)`` of every observation entry: [0, 1] for one-hots, flags and shares, [0, 24) for
+        the hour, [0, max float32] for the other quantities, and both signs for slacks."""
+        big = np.finfo(np.float32).max
+        unit = {"capacity_left", "replica_warm", "feasible", "progress"}
+        low_t = [-big if f == "home_slack_s" else 0.0 for f in self.task_features]
+        high_t = [1.0 if "=" in f or f in unit else 24.0 if f == "hour_utc" else big for f in self.task_features]
+        low_r = [-big if f == "slack_s" else 0.0 for f in REGION_FEATURES]
+        high_r = [1.0 if f in unit else big for f in REGION_FEATURES]
+        R = len(self.region_names)
+        low = np.array(low_t + [v for v in low_r for _ in range(R)], dtype=np.float32)
+        high = np.array(high_t + [v for v in high_r for _ in range(R)], dtype=np.float32)
+        return low, high
+
+    def split(self, obs: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(task [..., F_t], regions [..., R, F_r])`` views of (a batch of) observations."""
+        ft = self.num_task_features
+        blocks = obs[..., ft:].reshape(*obs.shape[:-1], len(REGION_FEATURES), len(self.region_names))
+        return obs[..., :ft], np.swapaxes(blocks, -1, -2)
+
+
+class EpisodeBatch:
+    """B placement episodes stepped together. Arrays are padded to the longest episode loaded."""
+
+    def __init__(self, batch: int, layout: ObsLayout, num_models: int, reward_scale: float,
+                 store_components: bool = True, precompute_obs: bool = False) -> None:
+        self.B, self.layout, self.M = batch, layout, num_models
+        self.R = len(layout.region_names)
+        self.A = self.R + 1
+        self.C, self.N = len(layout.class_names), len(layout.node_names)
+        self.ft = layout.num_task_features
+        self.reward_scale = float(reward_scale)
+        self.store_components = store_components
+        # Single episodes store each task's observation with its static fields filled at load (one
+        # float32 row per task), so a step only patches the few dynamic fields.
+        self.precompute_obs = precompute_obs
+        self.instances: list[Instance | None] = [None] * batch
+        self.cap = 0  # padded task capacity per episode
+        self.S = 0  # padded slot capacity
+        self._alloc(1, 1)
+        # state
+        self.t = np.zeros(batch, dtype=np.int64)  # index of the current task
+        self.left = np.zeros((batch, self.R))  # GPU-s left in the current slot
+        self.warm = np.zeros((batch, self.R, self.M), dtype=bool)  # warm replicas in the current window
+        self._eye_c = np.eye(self.C, dtype=np.float32)
+        self._eye_r = np.eye(3, dtype=np.float32)
+        self._eye_n = np.eye(self.N, dtype=np.float32)
+        self._rows = np.arange(batch)
+
+    # ----------------------------------------------------------------------------- storage
+    def _alloc(self, cap: int, slots: int) -> None:
+        """(Re)allocate padded per-task and per-slot arrays, keeping what is loaded."""
+        B, A, R, M = self.B, self.A, self.R, self.M
+        old = self.__dict__.copy() if self.cap else None
+        self.num_tasks = np.zeros(B, dtype=np.int64) if old is None else old["num_tasks"]
+        self.cost = np.zeros((B, cap, A))  # weighted per-task cost, USD (replica excluded)
+        self.comp = np.zeros((B, cap, A, len(COMPONENTS)) if self.store_components else (B, 0, A, 5))
+        self.gpu = np.zeros((B, cap, A))  # GPU-s consumed
+        self.mask = np.zeros((B, cap, A), dtype=bool)  # static mask
+        self.slot = np.zeros((B, cap), dtype=np.int64)
+        self.window = np.zeros((B, cap), dtype=np.int64)
+        self.model = np.zeros((B, cap), dtype=np.int64)
+        # The per-task part of the observation packed in one row, read with one gather per step:
+        # [8 task scalars | latency_s (R) | slack_s (R) | cost in reward units (R)].
+        self.obs_rows = np.zeros((B, cap, _NUM_SCALARS + 3 * R), dtype=np.float32)
+        self.onehot_idx = np.zeros((B, cap, 3), dtype=np.int64)  # class, residency, node
+        self.signals = np.zeros((B, slots, 3, R), dtype=np.float32)  # price, carbon kg, pue
+        self.capacity = np.ones((B, slots, R))  # GPU-s per slot
+        self.permanent = np.zeros((B, R, M), dtype=bool)
+        self.replica_charge = np.zeros((B, M))  # eta * replica_mult * replica_usd, USD
+        self.start_hour = np.zeros(B, dtype=np.int64)
+        self.static_obs = np.zeros((B, cap if self.precompute_obs else 0, self.layout.size), dtype=np.float32)
+        self.inv_capacity = np.zeros((B, slots, R))  # 1 / capacity, 0 where capacity is 0
+        if old is not None:
+            k, s = min(old["cap"], cap), min(old["S"], slots)
+            for name in ("cost", "comp", "gpu", "mask", "slot", "window", "model", "obs_rows", "onehot_idx",
+                         "static_obs"):
+                getattr(self, name)[:, :k] = old[name][:, :k]
+            self.signals[:, :s] = old["signals"][:, :s]
+            self.capacity[:, :s] = old["capacity"][:, :s]
+            self.inv_capacity[:, :s] = old["inv_capacity"][:, :s]
+            for name in ("permanent", "replica_charge", "start_hour"):
+                setattr(self, name, old[name])
+        self.cap, self.S = cap, slots
+
+    def load(self, e: int, inst: Instance) -> None:
+        """Put ``inst`` into episode slot ``e`` and reset its state to the first task."""
+        K, S = inst.num_tasks, inst.num_slots
+        if K < 1:
+            raise ValueError("the episode has no tasks: expected an instance with num_tasks >= 1")
+        if K > self.cap or S > self.S:
+            self._alloc(max(K, self.cap), max(S, self.S))
+        A, R = self.A, self.R
+        p = inst.cost
+        self.num_tasks[e] = K
+        for lo in range(0, K, _CHUNK):
+            k = np.arange(lo, min(K, lo + _CHUNK))
+            pc = pair_costs(inst, k[:, None], np.arange(A)[None, :])
+            rows = slice(lo, lo + k.size)
+            self.cost[e, rows] = pc.total_usd
+            self.gpu[e, rows] = pc.gpu_s
+            legal = inst.residency_ok[inst.node_idx[k], inst.residency_idx[k], :]
+            self.mask[e, rows, :R] = legal & (pc.latency_ms[:, :R] <= inst.budget_ms[k, None])
+            self.mask[e, rows, R] = True
+            if self.store_components:
+                comp = self.comp[e, rows]
+                comp[..., 0], comp[..., 1], comp[..., 2] = pc.energy_usd, pc.carbon_g, pc.delay_usd
+                comp[..., 3], comp[..., 4] = pc.migration_usd, pc.penalty_usd
+            home_lat = pc.latency_ms[np.arange(k.size), inst.home_idx[k]]
+            row = self.obs_rows[e, rows]
+            row[:, _NUM_SCALARS : _NUM_SCALARS + R] = pc.latency_ms[:, :R] / 1000.0
+            row[:, _NUM_SCALARS + R : _NUM_SCALARS + 2 * R] = (inst.budget_ms[k, None] - pc.latency_ms[:, :R]) / 1000.0
+            row[:, _NUM_SCALARS + 2 * R :] = pc.total_usd[:, :R] * self.reward_scale
+            row[:, :_NUM_SCALARS] = np.stack([
+                (inst.budget_ms[k] - home_lat) / 1000.0, inst.energy_kwh[k], inst.gpu_s[k] / 3600.0,
+                inst.rounds[k], pc.total_usd[:, R] * self.reward_scale,
+                p.eta * p.replica_mult * inst.replica_usd[inst.model_idx[k]] * self.reward_scale, k / K,
+                (inst.start_hour + inst.slot_idx[k]) % 24,
+            ], axis=1)
+        self.slot[e, :K] = inst.slot_idx
+        self.window[e, :K] = inst.window_idx
+        self.model[e, :K] = inst.model_idx
+        self.onehot_idx[e, :K] = np.stack([inst.class_idx, inst.residency_idx, inst.node_idx], axis=1)
+        self.signals[e, :S, 0] = inst.price_usd_per_kwh
+        self.signals[e, :S, 1] = inst.carbon_g_per_kwh / 1000.0
+        self.signals[e, :S, 2] = inst.pue
+        self.capacity[e, :S] = inst.capacity_gpu_s
+        self.inv_capacity[e, :S] = np.divide(1.0, inst.capacity_gpu_s, out=np.zeros((S, R)),
+                                             where=inst.capacity_gpu_s > 0)
+        self.permanent[e] = inst.permanent_replica
+        self.replica_charge[e] = p.eta * p.replica_mult * inst.replica_usd
+        self.start_hour[e] = inst.start_hour
+        self.instances[e] = inst
+        self.t[e] = 0
+        self.left[e] = self.capacity[e, inst.slot_idx[0]]
+        self.warm[e] = inst.permanent_replica
+        if self.precompute_obs:
+            self._fill_static_obs(e, K)
+
+    def _fill_static_obs(self, e: int, K: int) -> None:
+        """Each task's observation with the dynamic region fields at their start-of-slot values."""
+        ft, R, F = self.layout.num_task_features, self.R, len(REGION_FEATURES)
+        for lo in range(0, K, _CHUNK):
+            k = np.arange(lo, min(K, lo + _CHUNK))
+            out = self.static_obs[e, k]
+            idx = self.onehot_idx[e, k]
+            c, n = self.C, self.N
+            out[:, :c] = self._eye_c[idx[:, 0]]
+            out[:, c : c + 3] = self._eye_r[idx[:, 1]]
+            out[:, c + 3 : c + 3 + n] = self._eye_n[idx[:, 2]]
+            row = self.obs_rows[e, k]
+            out[:, c + 3 + n : ft] = row[:, :_NUM_SCALARS]
+            region = out[:, ft:].reshape(k.size, F, R)
+            region[:, 0:3] = self.signals[e, self.slot[e, k]]
+            region[:, 3] = 1.0
+            region[:, 4:7] = row[:, _NUM_SCALARS:].reshape(k.size, 3, R)
+            self.static_obs[e, k] = out
+
+    # ------------------------------------------------------------------------------ views
+    @property
+    def current(self) -> NDArray[np.int64]:
+        """``[B]`` current task of each episode, held at the last task once an episode is over."""
+        return np.minimum(self.t, np.maximum(self.num_tasks - 1, 0))
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """``[B, A]`` admissible actions for each episode's current task (capacity included)."""
+        e, k = self._rows, self.current
+        mask = self.mask[e, k].copy()
+        s = self.slot[e, k]
+        mask[:, : self.R] &= self.gpu[e, k, : self.R] <= self.left
+        return mask
+
+    def step_costs(self, action: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(task cost, replica charge)`` in USD that ``action`` would incur now, per episode."""
+        e, k = self._rows, self.current
+        region = np.minimum(action, self.R - 1)
+        served = action < self.R
+        cold = served & ~self.warm[e, region, self.model[e, k]]
+        return self.cost[e, k, action], cold * self.replica_charge[e, self.model[e, k]]
+
+    def observe(self, mask: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+        """``[B, obs]`` observations of each episode's current task (a finished one shows its last)."""
+        e, k = self._rows, self.current
+        mask = self.action_masks() if mask is None else mask
+        B, R, C, N = self.B, self.R, self.C, self.N
+        flat = e * self.cap + k  # one flat gather index is cheaper than two
+        s = self.slot.reshape(-1)[flat]
+        idx = self.onehot_idx.reshape(-1, 3)[flat]
+        obs = np.zeros((B, self.layout.size), dtype=np.float32)
+        obs[e, idx[:, 0]] = 1.0
+        obs[e, C + idx[:, 1]] = 1.0
+        obs[e, C + 3 + idx[:, 2]] = 1.0
+        row = self.obs_rows.reshape(B * self.cap, -1)[flat]
+        obs[:, C + 3 + N : self.ft] = row[:, :_NUM_SCALARS]
+        region = obs[:, self.ft :].reshape(B, len(REGION_FEATURES), R)
+        region[:, 0:3] = self.signals.reshape(-1, 3, R)[e * self.S + s]
+        region[:, 3] = self.left * self.inv_capacity.reshape(-1, R)[e * self.S + s]
+        region[:, 4:7] = row[:, _NUM_SCALARS:].reshape(B, 3, R)
+        region[:, 7] = self.warm[e, :, self.model.reshape(-1)[flat]]
+        region[:, 8] = mask[:, :R]
+        return obs
+
+    # ------------------------------------------------------------------------------- step
+    def advance(self, action: NDArray[np.int64], active: NDArray[np.bool_]) -> tuple[NDArray[np.float64],
+                                                                                   NDArray[np.float64]]:
+        """Apply ``action`` in the episodes where ``active``; return (task cost, replica charge) in USD.
+
+        Feasibility is the caller's business (see :meth:`action_masks`). Moves each active episode to its
+        next task, refreshing capacity at a new slot and replicas at a new window. Episodes whose last
+        task was placed keep ``t == num_tasks``.
+        """
+        e = self._rows[active]
+        a = action[active]
+        k = self.t[e]
+        served = a < self.R
+        region = np.minimum(a, self.R - 1)
+        m = self.model[e, k]
+        cold = served & ~self.warm[e, region, m]
+        task_cost = np.zeros(self.B)
+        replica = np.zeros(self.B)
+        task_cost[e] = self.cost[e, k, a]
+        replica[e] = cold * self.replica_charge[e, m]
+        self.warm[e[served], region[served], m[served]] = True
+        self.left[e[served], region[served]] -= self.gpu[e[served], k[served], region[served]]
+        nxt = k + 1
+        self.t[e] = nxt
+        alive = nxt < self.num_tasks[e]
+        if alive.any():
+            ea, na, ka = e[alive], nxt[alive], k[alive]
+            new_slot = self.slot[ea, na] != self.slot[ea, ka]
+            self.left[ea[new_slot]] = self.capacity[ea[new_slot], self.slot[ea[new_slot], na[new_slot]]]
+            new_window = self.window[ea, na] != self.window[ea, ka]
+            self.warm[ea[new_window]] = self.permanent[ea[new_window]]
+        return task_cost, replica
+
+    # ----------------------------------------------------- single-episode fast path (e = 0)
+    # The same rules as action_masks / observe / advance, written for one episode with scalar indices:
+    # numpy call overhead dominates a one-row step. tests/test_env.py checks both paths agree.
+    def action_mask_one(self) -> NDArray[np.bool_]:
+        k = int(self.t[0])
+        mask = self.mask[0, k].copy()
+        mask[: self.R] &= self.gpu[0, k, : self.R] <= self.left[0]
+        return mask
+
+    def observe_one(self, mask: NDArray[np.bool_]) -> NDArray[np.float32]:
+        k = int(self.t[0])
+        s, m = self.slot[0, k], self.model[0, k]
+        obs = self.static_obs[0, k].copy()
+        region = obs[self.ft :].reshape(-1, self.R)
+        region[3] = self.left[0] * self.inv_capacity[0, s]
+        region[7] = self.warm[0, :, m]
+        region[8] = mask[: self.R]
+        return obs
+
+    def advance_one(self, a: int) -> tuple[float, float]:
+        k = int(self.t[0])
+        task_cost = float(self.cost[0, k, a])
+        replica = 0.0
+        if a < self.R:
+            m = self.model[0, k]
+            if not self.warm[0, a, m]:
+                replica = float(self.replica_charge[0, m])
+                self.warm[0, a, m] = True
+            self.left[0, a] -= self.gpu[0, k, a]
+        self.t[0] = k + 1
+        if k + 1 < self.num_tasks[0]:
+            if self.slot[0, k + 1] != self.slot[0, k]:
+                self.left[0] = self.capacity[0, self.slot[0, k + 1]]
+            if self.window[0, k + 1] != self.window[0, k]:
+                self.warm[0] = self.permanent[0]
+        return task_cost, replica
+
+    def components(self, action: NDArray[np.int64], k: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``[B, len(COMPONENTS)]`` unweighted cost components of ``action`` for tasks ``k``."""
+        if not self.store_components:
+            raise ValueError("cost components were not stored (store_components=False)")
+        return self.comp[self._rows, k, action]

@@ -1,0 +1,261 @@
+"""``geoinfer/Placement-v0``: place each arriving inference task in a compute region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from envs.costs import infeasibility_reason
+from envs.dynamics import COMPONENTS, REGION_FEATURES, EpisodeBatch, ObsLayout
+from envs.instance import Instance
+from envs.scenario import Scenario
+from envs.workload import sample_instance
+
+INVALID_ACTION_MODES = ("raise", "overflow")
+DEFAULT_REWARD_SCALE = 100.0  # reward units per USD: a reward of -1 is a cost of 1 US cent
+
+
+def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None = None) -> Scenario:
+    """A scenario from an object, a TOML path or ``None`` (the default), with an optional arrival override."""
+    if scenario is None:
+        s = Scenario.default()
+    elif isinstance(scenario, Scenario):
+        s = scenario
+    elif isinstance(scenario, str | Path):
+        s = Scenario.from_toml(scenario)
+    else:
+        raise ValueError(f"scenario = {scenario!r}: expected a Scenario, a TOML path or None")
+    if arrival is not None and arrival != s.arrival.kind:
+        s = s.with_overrides({"workload": {"arrival": arrival}})
+    return s
+
+
+def check_instance_fits(inst: Instance, layout: ObsLayout, num_models: int) -> None:
+    """Reject an instance whose regions, nodes, classes or models differ from the env's scenario."""
+    for name, got, want in (("region_names", inst.region_names, layout.region_names),
+                            ("node_names", inst.node_names, layout.node_names),
+                            ("class_names", inst.class_names, layout.class_names)):
+        if tuple(got) != tuple(want):
+            raise ValueError(f"instance {name} = {list(got)}: expected the env scenario's {list(want)}")
+    if len(inst.model_names) != num_models:
+        raise ValueError(f"instance has {len(inst.model_names)} models: expected {num_models}")
+
+
+class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
+    """Route each arriving inference task to a compute region, or overflow it.
+
+    An episode is one :class:`~envs.Instance` (sampled at reset, or replayed with
+    ``reset(options={"instance": inst})``); one step places one task, in arrival order. Between
+    arrivals, time advances: capacity is per hourly slot, price / carbon / PUE are hourly, and replicas
+    brought up at a region stay warm until the end of their replica window.
+
+    **Action** ``Discrete(R + 1)``: region index ``0..R-1`` (``scenario.region_names``), or ``R``, the
+    overflow action (the task is not served and its SLO penalty is paid; always admissible).
+
+    **Action mask** ``action_masks()`` and ``info["action_mask"]``: bool ``[R + 1]``, region i is
+    admissible when the task's latency there is within its budget, the residency rule allows it and the
+    slot's GPU-seconds left there cover the task. A masked action raises ``ValueError`` with
+    ``invalid_action="raise"`` (default); with ``"overflow"`` it executes the overflow action and sets
+    ``info["invalid_action"] = True`` (for unmasked algorithms).
+
+    **Observation** ``Box(float32, (F_t + 9 * R,))``: the task features, then the 9 region features
+    feature-major (a block of R values per feature, regions in ``scenario.region_names`` order). Names
+    are in ``env.unwrapped.layout``; :meth:`ObsLayout.split` returns ``(task [F_t], regions [R, 9])``:
+
+    =====================  ==========  =========================================================
+    task feature           shape       meaning (unit)
+    =====================  ==========  =========================================================
+    class=*                [C]         one-hot workload class
+    residency=*            [3]         one-hot residency class (global, regional, domestic)
+    node=*                 [N]         one-hot service node (its home region is "local")
+    home_slack_s           [1]         budget minus latency at home (s)
+    energy_kwh             [1]         cohort IT energy at home (kWh)
+    gpu_h                  [1]         cohort GPU time at home (GPU-hours)
+    rounds                 [1]         service <-> compute round trips
+    overflow_cost          [1]         cost of the overflow action (reward units)
+    replica_cost           [1]         charge for bringing up the task's model where it is cold (reward units)
+    progress               [1]         share of the episode's tasks already placed
+    hour_utc               [1]         hour of day of the task's slot (UTC)
+    =====================  ==========  =========================================================
+
+    region features (each region): ``price_usd_per_kwh``, ``carbon_kg_per_kwh``, ``pue`` (the slot's
+    signals), ``capacity_left`` (share of the slot's GPU-seconds free), ``latency_s`` (the task's
+    end-to-end latency there), ``slack_s`` (budget minus that latency), ``cost`` (the task's cost there in
+    reward units, before a replica charge: the step costs ``cost + (1 - replica_warm) * replica_cost``),
+    ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
+
+    **Reward** ``-reward_scale * cost_usd`` where ``cost_usd`` is the step's cost from the shared cost
+    model (:mod:`envs.costs`): the task's weighted cost plus ``eta`` times any replica charge it triggers.
+    So ``sum(rewards) / -reward_scale == evaluate_plan(instance, plan).total_usd``.
+
+    **Termination** ``terminated=True`` after the episode's last task; never truncated.
+
+    **Info** ``action_mask`` (for the next task), ``task_idx`` and ``action`` (executed), ``invalid_action``,
+    ``cost_usd``, ``replica_usd`` (the weighted replica charge), and the task's unweighted components
+    ``energy_usd``, ``carbon_g``, ``delay_usd``, ``migration_usd``, ``penalty_usd``.
+
+    Args:
+        scenario: a :class:`Scenario`, a TOML path, or ``None`` for ``Scenario.default()``.
+        num_tasks: tasks per episode (default: Poisson around ``rate_per_h * horizon_h``).
+        horizon_h: episode length in hours (default: the scenario's).
+        arrival: override the arrival process (``poisson``, ``diurnal``, ``bursty``, ``trace``).
+        invalid_action: ``"raise"`` or ``"overflow"``.
+        reward_scale: reward units per USD.
+        render_mode: ``None`` or ``"ansi"``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path | None = None,
+        num_tasks: int | None = None,
+        horizon_h: float | None = None,
+        arrival: str | None = None,
+        invalid_action: str = "raise",
+        reward_scale: float = DEFAULT_REWARD_SCALE,
+        render_mode: str | None = None,
+    ) -> None:
+        if invalid_action not in INVALID_ACTION_MODES:
+            raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
+        if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 1):
+            raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
+        self.scenario = resolve_scenario(scenario, arrival)
+        self.num_tasks, self.horizon_h = num_tasks, horizon_h
+        self.invalid_action, self.reward_scale, self.render_mode = invalid_action, float(reward_scale), render_mode
+        s = self.scenario
+        self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
+        self.num_regions = s.num_regions
+        self.action_space = spaces.Discrete(s.num_regions + 1)
+        self.observation_space = spaces.Box(*self.layout.bounds(), dtype=np.float32)
+        self._batch = EpisodeBatch(1, self.layout, len(s.models), self.reward_scale, precompute_obs=True)
+        self._mask: NDArray[np.bool_] = np.zeros(s.num_regions + 1, dtype=bool)  # never mutated in place
+        self._done = True
+        self.instance: Instance | None = None
+        self._last: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = set(options) - {"instance"}
+        if unknown:
+            raise ValueError(f"reset options {sorted(unknown)}: expected only 'instance'")
+        inst = options.get("instance")
+        if inst is None:
+            inst = sample_instance(self.scenario, rng=self.np_random, num_tasks=self.num_tasks,
+                                   horizon_h=self.horizon_h)
+            if inst.num_tasks == 0:  # a Poisson count of zero: an empty episode cannot be stepped
+                inst = sample_instance(self.scenario, rng=self.np_random, num_tasks=1, horizon_h=self.horizon_h)
+        elif not isinstance(inst, Instance):
+            raise ValueError(f"options['instance'] = {type(inst).__name__}: expected an envs.Instance")
+        else:
+            check_instance_fits(inst, self.layout, len(self.scenario.models))
+        self.instance = inst
+        self._batch.load(0, inst)
+        self._done = False
+        self._mask = self._batch.action_mask_one()
+        obs = self._batch.observe_one(self._mask)
+        self._last = {}
+        return obs, {"action_mask": self._mask.copy(), "task_idx": 0}
+
+    def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            raise ValueError(f"action = {action!r}: expected an integer in [0, {self.num_regions}]") from None
+        if a != action or not 0 <= a <= self.num_regions:
+            raise ValueError(f"action = {action!r}: expected an integer in [0, {self.num_regions}] "
+                             f"({self.num_regions} is overflow)")
+        b = self._batch
+        k = int(b.t[0])
+        invalid = not self._mask[a]
+        if invalid:
+            if self.invalid_action == "raise":
+                raise ValueError(f"action {a} is infeasible for task {k}: {self._why(k, a)}")
+            a = self.num_regions
+        task_cost, replica = b.advance_one(a)
+        cost = task_cost + replica
+        comp = b.comp[0, k, a].tolist()
+        self._done = bool(b.t[0] >= b.num_tasks[0])
+        if self._done:
+            obs = np.zeros(self.layout.size, dtype=np.float32)
+            self._mask = np.zeros(self.num_regions + 1, dtype=bool)
+            self._mask[-1] = True
+        else:
+            self._mask = b.action_mask_one()
+            obs = b.observe_one(self._mask)
+        info = {
+            "action_mask": self._mask, "task_idx": k, "action": a, "invalid_action": invalid,
+            "cost_usd": cost, "replica_usd": replica,
+            COMPONENTS[0]: comp[0], COMPONENTS[1]: comp[1], COMPONENTS[2]: comp[2], COMPONENTS[3]: comp[3],
+            COMPONENTS[4]: comp[4],
+        }
+        self._last = info
+        return obs, -cost * self.reward_scale, self._done, False, info
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """Admissible actions for the current task (the method sb3-contrib's MaskablePPO calls)."""
+        return self._mask.copy()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return self._render_text()
+
+    # ------------------------------------------------------------------------------ helpers
+    def _why(self, k: int, a: int) -> str:
+        assert self.instance is not None
+        reason = infeasibility_reason(self.instance, k, a)
+        if reason is not None:
+            return reason
+        b = self._batch
+        s = int(b.slot[0, k])
+        return (f"capacity: {self.instance.region_names[a]!r} has {b.left[0, a]:.1f} GPU-s "
+                f"left in slot {s}, the task needs {b.gpu[0, k, a]:.1f}")
+
+    def _render_text(self) -> str:
+        if self.instance is None:
+            return "(no episode: call reset())"
+        inst, b = self.instance, self._batch
+        lines = []
+        if self._last:
+            x = self._last
+            lines.append(f"last: task {x['task_idx']} -> action {x['action']} cost {x['cost_usd']:.5f} USD"
+                         + (" (invalid -> overflow)" if x["invalid_action"] else ""))
+        if self._done:
+            lines.append(f"episode done: {inst.num_tasks} tasks")
+            return "\n".join(lines)
+        k = int(b.t[0])
+        s = int(inst.slot_idx[k])
+        lines.append(
+            f"task {k}/{inst.num_tasks} t={inst.arrival_h[k]:.2f} h slot {s} | class {inst.class_names[inst.class_idx[k]]}"
+            f" node {inst.node_names[inst.node_idx[k]]} budget {inst.budget_ms[k]:.0f} ms"
+            f" {['global', 'regional', 'domestic'][inst.residency_idx[k]]} {inst.gpu_s[k]:.0f} GPU-s"
+        )
+        obs_regions = self.layout.split(b.observe_one(self._mask))[1]
+        lines.append(f"  {'region':<22}{'USD/kWh':>8}{'g/kWh':>7}{'load':>6}{'ms':>7}{'cost':>9} warm ok")
+        replica = b.replica_charge[0, inst.model_idx[k]] * self.reward_scale
+        for i, name in enumerate(inst.region_names):
+            r = dict(zip(REGION_FEATURES, obs_regions[i], strict=True))
+            r["cost"] += 0.0 if r["replica_warm"] else replica
+            lines.append(
+                f"  {name:<22}{r['price_usd_per_kwh']:8.3f}{r['carbon_kg_per_kwh'] * 1000:7.0f}"
+                f"{1 - r['capacity_left']:6.0%}{r['latency_s'] * 1000:7.0f}{r['cost']:9.3f}"
+                f"  {'w' if r['replica_warm'] else '.'}    {'x' if r['feasible'] else '.'}"
+            )
+        lines.append(f"  overflow cost {b.cost[0, k, -1] * self.reward_scale:.3f}")
+        return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""A native numpy vector env: N placement episodes stepped at once (``vector_entry_point``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from numpy.typing import NDArray
+
+from envs.dynamics import COMPONENTS, EpisodeBatch, ObsLayout
+from envs.instance import Instance
+from envs.placement import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, check_instance_fits, resolve_scenario
+from envs.scenario import Scenario
+from envs.workload import sample_instance
+
+
+class PlacementVectorEnv(VectorEnv):
+    """``num_envs`` independent ``geoinfer/Placement-v0`` episodes, stepped together in numpy.
+
+    Spaces, rewards and the action mask are those of :class:`~envs.placement.PlacementEnv`. Sub-env e
+    has its own generator: ``reset(seed=s)`` seeds it with ``s + e`` (or ``seed[e]`` for a list), so it
+    plays exactly the trajectory of a single env reset with that seed. Autoreset follows Gymnasium's
+    ``NEXT_STEP`` mode: the step after a sub-env's episode ends resets it, ignores its action and returns
+    its first observation with reward 0.
+
+    Infos are arrays over sub-envs: ``action_mask`` ``[N, R+1]``, ``task_idx``, ``action`` (executed),
+    ``invalid_action``, ``cost_usd``, ``replica_usd``; with ``info_components=True`` also the unweighted
+    components of :class:`PlacementEnv`'s info (stored per task and action: more memory).
+    ``reset(options={"instances": [...]})`` replays given instances (one per sub-env).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: Scenario | str | Path | None = None,
+        num_tasks: int | None = None,
+        horizon_h: float | None = None,
+        arrival: str | None = None,
+        invalid_action: str = "raise",
+        reward_scale: float = DEFAULT_REWARD_SCALE,
+        info_components: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if not (isinstance(num_envs, int | np.integer) and num_envs >= 1):
+            raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
+        if invalid_action not in INVALID_ACTION_MODES:
+            raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+        if render_mode is not None:
+            raise ValueError(f"render_mode = {render_mode!r}: the vector env does not render (expected None)")
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
+        if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 1):
+            raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
+        self.scenario = resolve_scenario(scenario, arrival)
+        s = self.scenario
+        self.num_envs = int(num_envs)
+        self.num_tasks, self.horizon_h = num_tasks, horizon_h
+        self.invalid_action, self.reward_scale = invalid_action, float(reward_scale)
+        self.render_mode = None
+        self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
+        self.num_regions = s.num_regions
+        self.single_action_space = spaces.Discrete(s.num_regions + 1)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = spaces.Box(*self.layout.bounds(), dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._batch = EpisodeBatch(self.num_envs, self.layout, len(s.models), self.reward_scale,
+                                   store_components=info_components)
+        self.info_components = info_components
+        self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
+        self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
+        self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        self._started = False
+
+    @property
+    def instances(self) -> list[Instance | None]:
+        """The current episode of each sub-env."""
+        return list(self._batch.instances)
+
+    def _sample(self, e: int) -> Instance:
+        inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=self.num_tasks, horizon_h=self.horizon_h)
+        if inst.num_tasks == 0:  # same rule as the single env
+            inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=1, horizon_h=self.horizon_h)
+        return inst
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int | np.integer):
+            seeds = [int(seed) + e for e in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed has {len(seeds)} entries: expected num_envs = {self.num_envs}")
+        for e, sd in enumerate(seeds):
+            if sd is not None or not self._started:
+                self._rngs[e], _ = seeding.np_random(sd)
+        self._started = True
+        options = options or {}
+        unknown = set(options) - {"instances"}
+        if unknown:
+            raise ValueError(f"reset options {sorted(unknown)}: expected only 'instances'")
+        given = options.get("instances")
+        if given is not None and len(given) != self.num_envs:
+            raise ValueError(f"options['instances'] has {len(given)} entries: expected num_envs = {self.num_envs}")
+        for e in range(self.num_envs):
+            if given is not None:
+                inst = given[e]
+                if not isinstance(inst, Instance):
+                    raise ValueError(f"options['instances'][{e}] = {type(inst).__name__}: expected an envs.Instance")
+                check_instance_fits(inst, self.layout, len(self.scenario.models))
+            else:
+                inst = self._sample(e)
+            self._batch.load(e, inst)
+        self._prev_done[:] = False
+        self._mask = self._batch.action_masks()
+        obs = self._batch.observe(self._mask)
+        return obs, {"action_mask": self._mask.copy(), "task_idx": np.zeros(self.num_envs, dtype=np.int64)}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("step() called before reset()")
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs,) or a.dtype.kind not in "iu":
+            raise ValueError(f"actions has shape {a.shape} and dtype {a.dtype}: expected {self.num_envs} integers")
+        if ((a < 0) | (a > self.num_regions)).any():
+            e = int(np.argmax((a < 0) | (a > self.num_regions)))
+            raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {self.num_regions}]")
+        a = a.astype(np.int64)
+        b = self._batch
+        resetting = self._prev_done.copy()
+        active = ~resetting
+        k = b.t.copy()
+        invalid = active & ~self._mask[np.arange(self.num_envs), a]
+        if invalid.any():
+            if self.invalid_action == "raise":
+                e = int(np.argmax(invalid))
+                raise ValueError(f"actions[{e}] = {int(a[e])} is infeasible for task {int(k[e])} of sub-env {e} "
+                                 "(see info['action_mask'])")
+            a = np.where(invalid, self.num_regions, a)
+        task_cost, replica = b.advance(a, active)
+        cost = task_cost + replica
+        terminated = active & (b.t >= b.num_tasks)
+        for e in np.flatnonzero(resetting):
+            b.load(int(e), self._sample(int(e)))
+        self._mask = b.action_masks()
+        obs = b.observe(self._mask)
+        if terminated.any():
+            obs[terminated] = 0.0
+            self._mask[terminated] = False
+            self._mask[terminated, -1] = True
+        self._prev_done = terminated
+        info: dict[str, Any] = {
+            "action_mask": self._mask.copy(), "task_idx": np.where(active, k, -1),
+            "action": np.where(active, a, -1), "invalid_action": invalid, "cost_usd": cost, "replica_usd": replica,
+        }
+        if self.info_components:
+            comp = b.components(a, np.minimum(k, b.cap - 1))
+            for j, name in enumerate(COMPONENTS):
+                info[name] = np.where(active, comp[:, j], 0.0)
+        return obs, -cost * self.reward_scale, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """``[num_envs, R+1]`` admissible actions of each sub-env's current task."""
+        return self._mask.copy()

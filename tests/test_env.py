@@ -1,0 +1,325 @@
+"""The Gymnasium environment and the native vector env."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs
+from envs import ENV_ID, Scenario, check_plan_feasible, evaluate_plan, sample_instance
+from envs.placement import PlacementEnv
+from envs.vector import PlacementVectorEnv
+
+TOY_REGIONS = ["East US", "West US", "Canada Central"]
+TOY_NODES = {"us-east", "us-west", "toronto"}
+
+
+@pytest.fixture(scope="module")
+def default_scenario() -> Scenario:
+    return Scenario.default()
+
+
+@pytest.fixture(scope="module")
+def toy_scenario(default_scenario: Scenario) -> Scenario:
+    """Three North-American regions, scarce capacity, so masks and replicas bite in short episodes."""
+    drop = {n: {"traffic_share": 0.0} for n in default_scenario.spec["service_nodes"] if n not in TOY_NODES}
+    return default_scenario.with_overrides({
+        "regions": TOY_REGIONS,
+        "service_nodes": drop,
+        "region_defaults": {"num_gpus": 1},
+        "workload": {"rate_per_h": 60.0, "horizon_h": 6.0},
+        "frictions": {"replica_window_h": 2},
+        "models": {"llm-70b": {"warm_at_home": False}},
+    })
+
+
+def random_masked_rollout(env: gym.Env, seed: int, rng_seed: int = 0, options=None):
+    """Play uniformly random admissible actions; return (plan, rewards, infos, observations)."""
+    rng = np.random.default_rng(rng_seed)
+    obs, info = env.reset(seed=seed, options=options)
+    plan, rewards, infos, observations = [], [], [info], [obs]
+    done = False
+    while not done:
+        mask = info["action_mask"]
+        assert np.array_equal(mask, env.unwrapped.action_masks())
+        a = int(rng.choice(np.flatnonzero(mask)))
+        obs, r, term, trunc, info = env.step(a)
+        assert not trunc
+        done = term
+        plan.append(info["action"])
+        rewards.append(r)
+        infos.append(info)
+        observations.append(obs)
+    return np.array(plan), np.array(rewards), infos, observations
+
+
+# ------------------------------------------------------------------------------------- API checks
+def test_gymnasium_and_sb3_checkers_pass(toy_scenario: Scenario) -> None:
+    # The checkers step random actions, so masked ones must not raise: the unmasked-algorithm mode.
+    for scenario in (None, toy_scenario):
+        env = PlacementEnv(scenario=scenario, num_tasks=50, invalid_action="overflow")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a checker warning is a failure too
+            gym_check_env(env, skip_render_check=True)
+        sb3_check_env(PlacementEnv(scenario=scenario, num_tasks=50, invalid_action="overflow"), warn=True)
+
+
+def test_make_with_no_arguments_and_from_a_fresh_interpreter() -> None:
+    env = gym.make(ENV_ID)
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert info["action_mask"][-1]
+    code = ("import gymnasium as gym; e = gym.make('envs:geoinfer/Placement-v0', num_tasks=5); "
+            "o, i = e.reset(seed=1); print(o.shape[0], e.action_space.n)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    size, n = map(int, out.stdout.split())
+    assert size == env.observation_space.shape[0] and n == env.action_space.n
+
+
+def test_make_takes_scenario_toml_path_episode_length_and_arrival(tmp_path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('regions = ["East US", "West US", "Canada Central"]\n'
+                    + "".join(f"[service_nodes.{n}]\ntraffic_share = 0.0\n"
+                              for n in Scenario.default().spec["service_nodes"] if n not in TOY_NODES))
+    env = gym.make(ENV_ID, scenario=str(path), num_tasks=7, arrival="bursty", invalid_action="overflow")
+    env.reset(seed=0)
+    u = env.unwrapped
+    assert u.scenario.region_names == tuple(TOY_REGIONS)
+    assert u.scenario.arrival.kind == "bursty"
+    assert u.instance.num_tasks == 7
+    assert env.action_space.n == 4
+
+
+# ------------------------------------------------------------------------------------ dynamics
+def test_reward_sum_equals_plan_cost_and_masked_play_is_feasible(toy_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario)
+    opened_any = overflowed = False
+    for seed in range(6):
+        plan, rewards, infos, _ = random_masked_rollout(env, seed, rng_seed=seed)
+        inst = env.instance
+        bd = evaluate_plan(inst, plan)
+        assert -rewards.sum() / env.reward_scale == pytest.approx(bd.total_usd, rel=1e-9)
+        assert check_plan_feasible(inst, plan) == []
+        # per-step info components add up to the plan's components
+        assert sum(i["energy_usd"] for i in infos[1:]) == pytest.approx(bd.energy_usd, rel=1e-9)
+        assert sum(i["carbon_g"] for i in infos[1:]) == pytest.approx(bd.carbon_g, rel=1e-9)
+        assert sum(i["replica_usd"] for i in infos[1:]) == pytest.approx(inst.cost.eta * bd.replica_usd, rel=1e-9)
+        opened_any |= bd.replicas_opened > 0
+        overflowed |= bd.num_overflow > 0
+    assert opened_any and overflowed  # the toy scenario exercises replica charges and overflow
+
+
+def test_capacity_mask_tracks_slot_usage(toy_scenario: Scenario) -> None:
+    """The capacity part of the mask is exactly 'GPU time left in this slot covers the task'."""
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=200)
+    obs, info = env.reset(seed=3)
+    inst = env.instance
+    static = envs.static_mask(inst)
+    pc = envs.cost_matrix(inst)
+    used = np.zeros((inst.num_slots, inst.num_regions))
+    saw_capacity_block = False
+    rng = np.random.default_rng(0)
+    for k in range(inst.num_tasks):
+        s = inst.slot_idx[k]
+        fits = used[s] + pc.gpu_s[k, :-1] <= inst.capacity_gpu_s[s] * (1 + 1e-12)
+        expected = static[k].copy()
+        expected[:-1] &= fits
+        assert np.array_equal(info["action_mask"], expected)
+        saw_capacity_block |= bool((static[k, :-1] & ~fits).any())
+        feasible = np.flatnonzero(expected)
+        a = int(feasible[0] if rng.random() < 0.7 else rng.choice(feasible))  # fill low regions first
+        _, _, _, _, info = env.step(a)
+        if a < inst.num_regions:
+            used[s, a] += pc.gpu_s[k, a]
+    assert saw_capacity_block
+
+
+def test_determinism_same_seed_same_everything(toy_scenario: Scenario) -> None:
+    a = random_masked_rollout(PlacementEnv(scenario=toy_scenario), seed=11, rng_seed=5)
+    b = random_masked_rollout(PlacementEnv(scenario=toy_scenario), seed=11, rng_seed=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    for oa, ob in zip(a[3], b[3], strict=True):
+        np.testing.assert_array_equal(oa, ob)
+    for ia, ib in zip(a[2], b[2], strict=True):
+        assert ia.keys() == ib.keys()
+        for key in ia:
+            np.testing.assert_array_equal(ia[key], ib[key])
+    c = random_masked_rollout(PlacementEnv(scenario=toy_scenario), seed=12, rng_seed=5)
+    assert len(c[0]) != len(a[0]) or not np.array_equal(c[1], a[1])
+
+
+def test_replaying_an_instance_reproduces_the_episode(toy_scenario: Scenario, tmp_path) -> None:
+    env = PlacementEnv(scenario=toy_scenario)
+    plan, rewards, _, observations = random_masked_rollout(env, seed=2)
+    path = tmp_path / "episode-seed2.npz"
+    env.instance.save(path)
+    replay_env = PlacementEnv(scenario=toy_scenario)
+    obs, info = replay_env.reset(options={"instance": envs.Instance.load(path)})
+    np.testing.assert_array_equal(obs, observations[0])
+    replayed = []
+    for k, a in enumerate(plan):
+        obs, r, term, _, info = replay_env.step(int(a))
+        np.testing.assert_array_equal(obs, observations[k + 1])
+        replayed.append(r)
+    assert term
+    np.testing.assert_array_equal(np.array(replayed), rewards)
+
+
+def test_observation_fields_match_the_cost_model(toy_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=30)
+    obs, info = env.reset(seed=4)
+    inst = env.instance
+    pc = envs.cost_matrix(inst)
+    layout = env.layout
+    for k in range(inst.num_tasks):
+        task, regions = layout.split(obs)
+        feats = dict(zip(layout.task_features, task, strict=True))
+        assert feats[f"class={inst.class_names[inst.class_idx[k]]}"] == 1.0
+        assert feats[f"node={inst.node_names[inst.node_idx[k]]}"] == 1.0
+        assert feats["rounds"] == inst.rounds[k]
+        np.testing.assert_allclose(regions[:, 4], pc.latency_ms[k, :-1] / 1000, rtol=1e-6)
+        np.testing.assert_allclose(regions[:, 6], pc.total_usd[k, :-1] * env.reward_scale, rtol=1e-5)
+        np.testing.assert_allclose(regions[:, 0], inst.price_usd_per_kwh[inst.slot_idx[k]], rtol=1e-6)
+        np.testing.assert_array_equal(regions[:, 8].astype(bool), info["action_mask"][:-1])
+        # the step's cost is cost + (1 - warm) * replica_cost, as documented
+        a = int(np.flatnonzero(info["action_mask"])[0])
+        expected = (regions[a, 6] + (1 - regions[a, 7]) * feats["replica_cost"]) if a < inst.num_regions else \
+            feats["overflow_cost"]
+        obs, r, term, _, info = env.step(a)
+        assert -r == pytest.approx(expected, rel=1e-5)
+    assert term
+
+
+def test_render_ansi_shows_task_and_regions(toy_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=3, render_mode="ansi")
+    env.reset(seed=0)
+    text = env.render()
+    assert "task 0/3" in text
+    for name in TOY_REGIONS:
+        assert name in text
+    env.step(env.num_regions)
+    assert "last: task 0 -> action 3" in env.render()
+
+
+# ------------------------------------------------------------------------------- invalid input
+def test_masked_action_raises_naming_action_and_reason(toy_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=300)
+    obs, info = env.reset(seed=0)
+    while info["action_mask"][:-1].all():
+        obs, _, _, _, info = env.step(0)
+    bad = int(np.flatnonzero(~info["action_mask"])[0])
+    with pytest.raises(ValueError, match=rf"action {bad} is infeasible for task \d+: (latency|residency|capacity)"):
+        env.step(bad)
+
+
+def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=300, invalid_action="overflow")
+    obs, info = env.reset(seed=0)
+    while info["action_mask"][:-1].all():
+        obs, _, _, _, info = env.step(0)
+    bad = int(np.flatnonzero(~info["action_mask"])[0])
+    k = info.get("task_idx", 0)
+    _, r, _, _, info = env.step(bad)
+    assert info["invalid_action"] and info["action"] == env.num_regions
+    assert -r / env.reward_scale == pytest.approx(env.instance.overflow_usd[info["task_idx"]])
+    assert info["task_idx"] >= k
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"invalid_action": "ignore"}, "invalid_action = 'ignore'"),
+        ({"render_mode": "human"}, "render_mode = 'human'"),
+        ({"reward_scale": -1.0}, "reward_scale = -1.0"),
+        ({"num_tasks": 0}, "num_tasks = 0"),
+        ({"arrival": "weekly"}, "workload.arrival = 'weekly'"),
+        ({"scenario": 42}, "scenario = 42"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        PlacementEnv(**kwargs)
+
+
+def test_bad_step_and_reset_input(toy_scenario: Scenario, default_scenario: Scenario) -> None:
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    env.reset(seed=0)
+    for bad in (-1, 4, 1.5, "a"):
+        with pytest.raises(ValueError, match="action = "):
+            env.step(bad)
+    with pytest.raises(ValueError, match="expected only 'instance'"):
+        env.reset(options={"instances": []})
+    other = sample_instance(default_scenario, seed=0, num_tasks=3)
+    with pytest.raises(ValueError, match="region_names"):
+        env.reset(options={"instance": other})
+    env.step(env.num_regions)
+    env.step(env.num_regions)
+    with pytest.raises(RuntimeError, match="finished episode"):
+        env.step(0)
+
+
+# ---------------------------------------------------------------------------------- vector env
+def test_make_vec_returns_the_native_vector_env() -> None:
+    venv = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", num_tasks=4)
+    assert isinstance(venv.unwrapped, PlacementVectorEnv)
+    obs, info = venv.reset(seed=0)
+    assert obs.shape == (3, venv.unwrapped.layout.size)
+    assert info["action_mask"].shape == (3, venv.unwrapped.num_regions + 1)
+
+
+def test_vector_env_equals_single_envs_across_autoresets(toy_scenario: Scenario) -> None:
+    n, seed = 4, 100
+    venv = PlacementVectorEnv(n, scenario=toy_scenario, info_components=True)
+    singles = [PlacementEnv(scenario=toy_scenario) for _ in range(n)]
+    vobs, vinfo = venv.reset(seed=seed)
+    sobs = [s.reset(seed=seed + e)[0] for e, s in enumerate(singles)]
+    s_pending = [False] * n
+    rng = np.random.default_rng(0)
+    episodes_done = 0
+    for _ in range(900):
+        np.testing.assert_array_equal(vobs, np.stack(sobs))
+        masks = vinfo["action_mask"]
+        actions = np.array([int(rng.choice(np.flatnonzero(m))) for m in masks])
+        vobs, vrew, vterm, vtrunc, vinfo = venv.step(actions)
+        for e, s in enumerate(singles):
+            if s_pending[e]:  # NEXT_STEP autoreset: this step resets and returns reward 0
+                sobs[e], info = s.reset()
+                s_pending[e] = False
+                assert vrew[e] == 0.0 and not vterm[e]
+                np.testing.assert_array_equal(vinfo["action_mask"][e], info["action_mask"])
+                continue
+            sobs[e], r, term, _, info = s.step(int(actions[e]))
+            assert vrew[e] == r and vterm[e] == term
+            assert vinfo["cost_usd"][e] == info["cost_usd"]
+            assert vinfo["energy_usd"][e] == info["energy_usd"]
+            np.testing.assert_array_equal(vinfo["action_mask"][e], info["action_mask"])
+            if term:
+                s_pending[e] = True
+                episodes_done += 1
+    assert episodes_done >= n  # the comparison crossed autoresets
+    assert not vtrunc.any()
+
+
+def test_vector_env_bad_input(toy_scenario: Scenario) -> None:
+    venv = PlacementVectorEnv(2, scenario=toy_scenario, num_tasks=5)
+    with pytest.raises(RuntimeError, match="reset"):
+        venv.step(np.array([0, 0]))
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="expected 2 integers"):
+        venv.step(np.array([0]))
+    with pytest.raises(ValueError, match=r"actions\[1\] = 9"):
+        venv.step(np.array([0, 9]))
+    with pytest.raises(ValueError, match="seed has 3 entries"):
+        venv.reset(seed=[1, 2, 3])
+    with pytest.raises(ValueError, match="num_envs = 0"):
+        PlacementVectorEnv(0, scenario=toy_scenario)
