@@ -132,8 +132,9 @@ def pair_costs(inst: Instance, task_idx: ArrayLike, action: ArrayLike) -> PairCo
         + inst.inference_ms[k] + c * inst.cache_ms[k]
     )
     delay_usd = inst.delay_usd_per_ms[k] * latency_ms
-    state_usd = served * (p.state_mult * inst.state_gb[k] * inst.transfer_usd_per_gb[home, region])
-    egress_usd = served * (p.egress_mult * inst.response_gb[k] * inst.transfer_usd_per_gb[region, home])
+    # `away`, not `served`: frictions are zero at home whatever the transfer matrix's diagonal holds.
+    state_usd = away * (p.state_mult * inst.state_gb[k] * inst.transfer_usd_per_gb[home, region])
+    egress_usd = away * (p.egress_mult * inst.response_gb[k] * inst.transfer_usd_per_gb[region, home])
     penalty_usd = ~served * inst.overflow_usd[k]
     total_usd = (p.alpha * energy_usd + p.beta * carbon_usd + p.gamma * delay_usd
                  + p.eta * (state_usd + egress_usd) + penalty_usd)
@@ -312,7 +313,8 @@ def slot_usage_gpu_s(inst: Instance, plan: ArrayLike, task: PairCosts | None = N
     S, R = inst.num_slots, inst.num_regions
     served = arr < R
     flat = inst.slot_idx[served] * R + arr[served]
-    return np.bincount(flat, weights=pc.gpu_s[served], minlength=S * R).reshape(S, R)
+    usage = np.bincount(flat, weights=pc.gpu_s[served], minlength=S * R)
+    return usage.reshape(S, R).astype(np.float64, copy=False)
 
 
 def check_plan_feasible(inst: Instance, plan: ArrayLike) -> list[Violation]:

@@ -123,7 +123,7 @@ class EpisodeBatch:
         # state
         self.t = np.zeros(batch, dtype=np.int64)  # index of the current task
         self.left = np.zeros((batch, self.R))  # GPU-s left in the current slot
-        self.warm = np.zeros((batch, self.R, self.M), dtype=bool)  # warm replicas in the current window
+        self.warm = np.zeros((batch, self.M, self.R), dtype=bool)  # warm replicas in the current window
         self._eye_c = np.eye(self.C, dtype=np.float32)
         self._eye_r = np.eye(3, dtype=np.float32)
         self._eye_n = np.eye(self.N, dtype=np.float32)
@@ -142,21 +142,22 @@ class EpisodeBatch:
         self.slot = np.zeros((B, cap), dtype=np.int64)
         self.window = np.zeros((B, cap), dtype=np.int64)
         self.model = np.zeros((B, cap), dtype=np.int64)
+        self.boundary = np.zeros((B, cap), dtype=np.int8)  # after task k: bit 1 a new slot, bit 2 a new window
         # The per-task part of the observation packed in one row, read with one gather per step:
         # [8 task scalars | latency_s (R) | slack_s (R) | cost in reward units (R)].
         self.obs_rows = np.zeros((B, cap, _NUM_SCALARS + 3 * R), dtype=np.float32)
         self.onehot_idx = np.zeros((B, cap, 3), dtype=np.int64)  # class, residency, node
         self.signals = np.zeros((B, slots, 3, R), dtype=np.float32)  # price, carbon kg, pue
         self.capacity = np.ones((B, slots, R))  # GPU-s per slot
-        self.permanent = np.zeros((B, R, M), dtype=bool)
+        self.permanent = np.zeros((B, M, R), dtype=bool)
         self.replica_charge = np.zeros((B, M))  # eta * replica_mult * replica_usd, USD
         self.start_hour = np.zeros(B, dtype=np.int64)
         self.static_obs = np.zeros((B, cap if self.precompute_obs else 0, self.layout.size), dtype=np.float32)
         self.inv_capacity = np.zeros((B, slots, R))  # 1 / capacity, 0 where capacity is 0
         if old is not None:
             k, s = min(old["cap"], cap), min(old["S"], slots)
-            for name in ("cost", "comp", "gpu", "mask", "slot", "window", "model", "obs_rows", "onehot_idx",
-                         "static_obs"):
+            for name in ("cost", "comp", "gpu", "mask", "slot", "window", "model", "boundary", "obs_rows",
+                         "onehot_idx", "static_obs"):
                 getattr(self, name)[:, :k] = old[name][:, :k]
             self.signals[:, :s] = old["signals"][:, :s]
             self.capacity[:, :s] = old["capacity"][:, :s]
@@ -165,13 +166,21 @@ class EpisodeBatch:
                 setattr(self, name, old[name])
         self.cap, self.S = cap, slots
 
+    def reserve(self, num_tasks: int, num_slots: int) -> None:
+        """Make room for episodes of up to ``num_tasks`` tasks and ``num_slots`` slots.
+
+        Growth is geometric (x1.25), so the autoresets of a vector env rarely reallocate.
+        """
+        if num_tasks > self.cap or num_slots > self.S:
+            grow = max(num_tasks, int(1.25 * self.cap)) if num_tasks > self.cap else self.cap
+            self._alloc(grow, max(num_slots, self.S))
+
     def load(self, e: int, inst: Instance) -> None:
         """Put ``inst`` into episode slot ``e`` and reset its state to the first task."""
         K, S = inst.num_tasks, inst.num_slots
         if K < 1:
             raise ValueError("the episode has no tasks: expected an instance with num_tasks >= 1")
-        if K > self.cap or S > self.S:
-            self._alloc(max(K, self.cap), max(S, self.S))
+        self.reserve(K, S)
         A, R = self.A, self.R
         p = inst.cost
         self.num_tasks[e] = K
@@ -202,6 +211,8 @@ class EpisodeBatch:
         self.slot[e, :K] = inst.slot_idx
         self.window[e, :K] = inst.window_idx
         self.model[e, :K] = inst.model_idx
+        self.boundary[e, :K] = 0
+        self.boundary[e, : K - 1] = (np.diff(inst.slot_idx) != 0) + 2 * (np.diff(inst.window_idx) != 0)
         self.onehot_idx[e, :K] = np.stack([inst.class_idx, inst.residency_idx, inst.node_idx], axis=1)
         self.signals[e, :S, 0] = inst.price_usd_per_kwh
         self.signals[e, :S, 1] = inst.carbon_g_per_kwh / 1000.0
@@ -209,13 +220,13 @@ class EpisodeBatch:
         self.capacity[e, :S] = inst.capacity_gpu_s
         self.inv_capacity[e, :S] = np.divide(1.0, inst.capacity_gpu_s, out=np.zeros((S, R)),
                                              where=inst.capacity_gpu_s > 0)
-        self.permanent[e] = inst.permanent_replica
+        self.permanent[e] = inst.permanent_replica.T
         self.replica_charge[e] = p.eta * p.replica_mult * inst.replica_usd
         self.start_hour[e] = inst.start_hour
         self.instances[e] = inst
         self.t[e] = 0
         self.left[e] = self.capacity[e, inst.slot_idx[0]]
-        self.warm[e] = inst.permanent_replica
+        self.warm[e] = inst.permanent_replica.T
         if self.precompute_obs:
             self._fill_static_obs(e, K)
 
@@ -248,7 +259,7 @@ class EpisodeBatch:
         """``[B, A]`` admissible actions for each episode's current task (capacity included)."""
         e, k = self._rows, self.current
         mask = self.mask[e, k].copy()
-        s = self.slot[e, k]
+        self.slot[e, k]
         mask[:, : self.R] &= self.gpu[e, k, : self.R] <= self.left
         return mask
 
@@ -257,7 +268,7 @@ class EpisodeBatch:
         e, k = self._rows, self.current
         region = np.minimum(action, self.R - 1)
         served = action < self.R
-        cold = served & ~self.warm[e, region, self.model[e, k]]
+        cold = served & ~self.warm[e, self.model[e, k], region]
         return self.cost[e, k, action], cold * self.replica_charge[e, self.model[e, k]]
 
     def observe(self, mask: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
@@ -278,7 +289,7 @@ class EpisodeBatch:
         region[:, 0:3] = self.signals.reshape(-1, 3, R)[e * self.S + s]
         region[:, 3] = self.left * self.inv_capacity.reshape(-1, R)[e * self.S + s]
         region[:, 4:7] = row[:, _NUM_SCALARS:].reshape(B, 3, R)
-        region[:, 7] = self.warm[e, :, self.model.reshape(-1)[flat]]
+        region[:, 7] = self.warm[e, self.model.reshape(-1)[flat]]
         region[:, 8] = mask[:, :R]
         return obs
 
@@ -291,28 +302,30 @@ class EpisodeBatch:
         next task, refreshing capacity at a new slot and replicas at a new window. Episodes whose last
         task was placed keep ``t == num_tasks``.
         """
-        e = self._rows[active]
-        a = action[active]
+        if active.all():  # the common case: skip the boolean selections
+            e, a = self._rows, action
+        else:
+            e, a = self._rows[active], action[active]
         k = self.t[e]
+        flat = e * self.cap + k
         served = a < self.R
         region = np.minimum(a, self.R - 1)
-        m = self.model[e, k]
-        cold = served & ~self.warm[e, region, m]
+        m = self.model.reshape(-1)[flat]
+        cold = served & ~self.warm[e, m, region]
         task_cost = np.zeros(self.B)
         replica = np.zeros(self.B)
-        task_cost[e] = self.cost[e, k, a]
+        task_cost[e] = self.cost.reshape(-1, self.A)[flat, a]
         replica[e] = cold * self.replica_charge[e, m]
-        self.warm[e[served], region[served], m[served]] = True
-        self.left[e[served], region[served]] -= self.gpu[e[served], k[served], region[served]]
-        nxt = k + 1
-        self.t[e] = nxt
-        alive = nxt < self.num_tasks[e]
-        if alive.any():
-            ea, na, ka = e[alive], nxt[alive], k[alive]
-            new_slot = self.slot[ea, na] != self.slot[ea, ka]
-            self.left[ea[new_slot]] = self.capacity[ea[new_slot], self.slot[ea[new_slot], na[new_slot]]]
-            new_window = self.window[ea, na] != self.window[ea, ka]
-            self.warm[ea[new_window]] = self.permanent[ea[new_window]]
+        self.t[e] = k + 1
+        flags = self.boundary.reshape(-1)[flat]
+        es, ms, rs, fs = (e, m, region, flat) if served.all() else (e[served], m[served], region[served], flat[served])
+        self.warm[es, ms, rs] = True
+        self.left[es, rs] -= self.gpu.reshape(-1, self.A)[fs, rs]
+        if flags.any():  # after the task's own slot and window: the next task may start new ones
+            new_slot = e[(flags & 1) > 0]
+            self.left[new_slot] = self.capacity[new_slot, self.slot[new_slot, self.t[new_slot]]]
+            new_window = e[(flags & 2) > 0]
+            self.warm[new_window] = self.permanent[new_window]
         return task_cost, replica
 
     # ----------------------------------------------------- single-episode fast path (e = 0)
@@ -330,7 +343,7 @@ class EpisodeBatch:
         obs = self.static_obs[0, k].copy()
         region = obs[self.ft :].reshape(-1, self.R)
         region[3] = self.left[0] * self.inv_capacity[0, s]
-        region[7] = self.warm[0, :, m]
+        region[7] = self.warm[0, m]
         region[8] = mask[: self.R]
         return obs
 
@@ -340,15 +353,16 @@ class EpisodeBatch:
         replica = 0.0
         if a < self.R:
             m = self.model[0, k]
-            if not self.warm[0, a, m]:
+            if not self.warm[0, m, a]:
                 replica = float(self.replica_charge[0, m])
-                self.warm[0, a, m] = True
+                self.warm[0, m, a] = True
             self.left[0, a] -= self.gpu[0, k, a]
         self.t[0] = k + 1
-        if k + 1 < self.num_tasks[0]:
-            if self.slot[0, k + 1] != self.slot[0, k]:
+        flags = self.boundary[0, k]
+        if flags:
+            if flags & 1:
                 self.left[0] = self.capacity[0, self.slot[0, k + 1]]
-            if self.window[0, k + 1] != self.window[0, k]:
+            if flags & 2:
                 self.warm[0] = self.permanent[0]
         return task_cost, replica
 

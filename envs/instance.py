@@ -180,7 +180,8 @@ class Instance:
 
     def subset(self, tasks: NDArray[np.int64] | slice) -> Instance:
         """The instance restricted to some tasks (same episode arrays)."""
-        return dataclasses.replace(self, **{n: np.array(getattr(self, n)[tasks]) for n in TASK_FIELDS})
+        arrays: dict[str, Any] = {n: np.array(getattr(self, n)[tasks]) for n in TASK_FIELDS}
+        return dataclasses.replace(self, **arrays)
 
     # ------------------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
@@ -204,7 +205,15 @@ class Instance:
     @classmethod
     def load(cls, path: str | Path) -> Instance:
         """Read an instance written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except ValueError as exc:  # numpy's message for a foreign file talks about pickles
+            raise ValueError(f"{str(path)!r} is not a geoinfer instance file (not an .npz archive: {exc})"
+                             ) from exc
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{str(path)!r} is not a geoinfer instance file (a single .npy array, "
+                             "expected an .npz archive)")
+        with archive as z:
             if "__meta__" not in z.files:
                 raise ValueError(f"{str(path)!r} is not a geoinfer instance file (no metadata)")
             meta = json.loads(str(z["__meta__"]))

@@ -89,7 +89,8 @@ def _hourly_series(
         if blank.any():
             t = np.arange(num)
             values[blank, j] = np.interp(t[blank], t[~blank], values[~blank, j])
-            notes.append(f"{what} {columns[j]} ({region}): {int(blank.sum())} blank hours filled by linear interpolation")
+            notes.append(f"{what} {columns[j]} ({region}): {int(blank.sum())} blank hours filled by linear "
+                         "interpolation")
     return values
 
 
@@ -147,13 +148,14 @@ def _rtt(spec: Spec, sources: list[str], regions: list[str]) -> NDArray[np.float
     names = set(table.index) & set(table.columns)
     missing = sorted({*sources, *regions} - names)
     if missing:
-        raise ValueError(f"latency matrix {path.name} does not cover {missing}: expected a row and a column for each")
+        raise ValueError(f"data.rtt_ms = {path.name!r}: the latency matrix does not cover {missing}: "
+                         "expected a row and a column for each")
     block = table.loc[sources, regions].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64).copy()
     same = np.array(sources)[:, None] == np.array(regions)[None, :]
     block[same] = float(spec["frictions"]["intra_region_rtt_ms"])
     if np.isnan(block).any():
         n, r = np.argwhere(np.isnan(block))[0]
-        raise ValueError(f"latency matrix {path.name}: no RTT from {sources[n]!r} to {regions[r]!r}")
+        raise ValueError(f"data.rtt_ms = {path.name!r}: no RTT from {sources[n]!r} to {regions[r]!r}")
     return block
 
 
@@ -180,6 +182,23 @@ def _pair(value: Any, name: str) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
+# Numbers the loader uses directly, checked under the names users write (the dataclasses check the rest).
+_LOADER_NUMBERS = (
+    ("signals", "price_floor_usd_per_kwh"),
+    ("weights", "alpha"), ("weights", "beta"), ("weights", "gamma"), ("weights", "eta"),
+    ("weights", "carbon_price_usd_per_t"),
+    ("frictions", "state"), ("frictions", "cache"), ("frictions", "egress"), ("frictions", "replica"),
+    ("frictions", "intra_region_rtt_ms"), ("frictions", "same_proxy_usd_per_gb"),
+)
+
+
+def _check_loader_numbers(spec: Spec) -> None:
+    for table, key in _LOADER_NUMBERS:
+        v = spec[table][key]
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{table}.{key} = {v!r}: expected a finite number >= 0")
+
+
 def build_scenario(spec: Spec) -> Scenario:
     """Build and validate a scenario from a merged specification."""
     notes: list[str] = []
@@ -189,6 +208,7 @@ def build_scenario(spec: Spec) -> Scenario:
         raise ValueError("regions = []: expected at least one compute region")
     if len(set(regions)) != len(regions):
         raise ValueError(f"regions = {regions!r}: expected distinct names")
+    _check_loader_numbers(spec)
     rows = [_region_catalogue_row(juris, r, f"regions[{j}]") for j, r in enumerate(regions)]
     countries = [str(row["country_iso2"]) for row in rows]
 
@@ -225,6 +245,12 @@ def build_scenario(spec: Spec) -> Scenario:
     for name, e in nodes.items():
         if not (math.isfinite(e["traffic_share"]) and e["traffic_share"] > 0):
             raise ValueError(f"service_nodes.{name}.traffic_share = {e['traffic_share']!r}: expected a number >= 0")
+        client, utc = e["client_latency_ms"], e["utc_offset_h"]
+        if not (math.isfinite(client) and client >= 0):
+            raise ValueError(f"service_nodes.{name}.client_latency_ms = {client!r}: expected a finite "
+                             "number >= 0")
+        if not math.isfinite(utc):
+            raise ValueError(f"service_nodes.{name}.utc_offset_h = {utc!r}: expected a finite number")
         if e["home"] not in regions:
             raise ValueError(f"service_nodes.{name}.home = {e['home']!r}: expected one of the regions {regions}")
     node_rows = [_region_catalogue_row(juris, e["location"], f"service_nodes.{n}.location") for n, e in nodes.items()]
@@ -303,17 +329,20 @@ def _check_every_class_can_run(s: Scenario) -> None:
     """Reject a class that some node could send with no legal region within its largest budget.
 
     A task's budget is its latency at home plus its slack (see :mod:`envs.workload`), so region i is
-    reachable when its extra network and queueing latency over home fits in the class's largest slack.
+    reachable when its extra network and queueing latency over home fits in the class's largest slack
+    for some number of rounds. The extra latency is linear in the rounds, so the extremes decide: a
+    region nearer than home but with a longer queue is reachable only with the most rounds.
     """
     allowed = residency_allowed(s.residency_mode, s.node_country, s.node_in_eu, s.region_country,
                                 s.region_in_eu, s.region_adequacy)  # [N, 3, R]
     home = s.node_home_idx
     for c in s.classes:
-        rounds = c.rounds[0]
-        extra = rounds * (s.node_rtt_ms - s.node_rtt_ms[np.arange(s.num_nodes), home][:, None]) + (
-            s.queue_ms[None, :] - s.queue_ms[home][:, None])  # [N, R]
         slack = c.slack_ms[1] * s.arrival.slack_scale + s.arrival.slack_add_ms
-        reachable = extra <= slack + 1e-9
+        reachable = np.zeros((s.num_nodes, s.num_regions), dtype=bool)
+        for rounds in set(c.rounds):
+            extra = rounds * (s.node_rtt_ms - s.node_rtt_ms[np.arange(s.num_nodes), home][:, None]) + (
+                s.queue_ms[None, :] - s.queue_ms[home][:, None])  # [N, R]
+            reachable |= extra <= slack + 1e-9
         for r, share in enumerate(c.residency):
             if share == 0:
                 continue

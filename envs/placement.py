@@ -109,7 +109,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium declares it on the class)
 
     def __init__(
         self,
@@ -242,7 +242,8 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         k = int(b.t[0])
         s = int(inst.slot_idx[k])
         lines.append(
-            f"task {k}/{inst.num_tasks} t={inst.arrival_h[k]:.2f} h slot {s} | class {inst.class_names[inst.class_idx[k]]}"
+            f"task {k}/{inst.num_tasks} t={inst.arrival_h[k]:.2f} h slot {s} | "
+            f"class {inst.class_names[inst.class_idx[k]]}"
             f" node {inst.node_names[inst.node_idx[k]]} budget {inst.budget_ms[k]:.0f} ms"
             f" {['global', 'regional', 'domestic'][inst.residency_idx[k]]} {inst.gpu_s[k]:.0f} GPU-s"
         )

@@ -34,7 +34,7 @@ class PlacementVectorEnv(VectorEnv):
     ``reset(options={"instances": [...]})`` replays given instances (one per sub-env).
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}  # noqa: RUF012  (Gymnasium declares it on the class)
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class PlacementVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
         self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        self._rows = np.arange(self.num_envs)
         self._started = False
 
     @property
@@ -111,6 +112,7 @@ class PlacementVectorEnv(VectorEnv):
         given = options.get("instances")
         if given is not None and len(given) != self.num_envs:
             raise ValueError(f"options['instances'] has {len(given)} entries: expected num_envs = {self.num_envs}")
+        episodes = []
         for e in range(self.num_envs):
             if given is not None:
                 inst = given[e]
@@ -119,11 +121,14 @@ class PlacementVectorEnv(VectorEnv):
                 check_instance_fits(inst, self.layout, len(self.scenario.models))
             else:
                 inst = self._sample(e)
+            episodes.append(inst)
+        self._batch.reserve(max(i.num_tasks for i in episodes), max(i.num_slots for i in episodes))
+        for e, inst in enumerate(episodes):
             self._batch.load(e, inst)
         self._prev_done[:] = False
         self._mask = self._batch.action_masks()
         obs = self._batch.observe(self._mask)
-        return obs, {"action_mask": self._mask.copy(), "task_idx": np.zeros(self.num_envs, dtype=np.int64)}
+        return obs, {"action_mask": self._mask, "task_idx": np.zeros(self.num_envs, dtype=np.int64)}
 
     def step(
         self, actions: Any
@@ -133,15 +138,15 @@ class PlacementVectorEnv(VectorEnv):
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or a.dtype.kind not in "iu":
             raise ValueError(f"actions has shape {a.shape} and dtype {a.dtype}: expected {self.num_envs} integers")
-        if ((a < 0) | (a > self.num_regions)).any():
+        if a.min() < 0 or a.max() > self.num_regions:
             e = int(np.argmax((a < 0) | (a > self.num_regions)))
             raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {self.num_regions}]")
-        a = a.astype(np.int64)
+        a = a.astype(np.int64, copy=False)
         b = self._batch
         resetting = self._prev_done.copy()
         active = ~resetting
         k = b.t.copy()
-        invalid = active & ~self._mask[np.arange(self.num_envs), a]
+        invalid = active & ~self._mask[self._rows, a]
         if invalid.any():
             if self.invalid_action == "raise":
                 e = int(np.argmax(invalid))
@@ -151,8 +156,8 @@ class PlacementVectorEnv(VectorEnv):
         task_cost, replica = b.advance(a, active)
         cost = task_cost + replica
         terminated = active & (b.t >= b.num_tasks)
-        for e in np.flatnonzero(resetting):
-            b.load(int(e), self._sample(int(e)))
+        for j in np.flatnonzero(resetting):
+            b.load(int(j), self._sample(int(j)))
         self._mask = b.action_masks()
         obs = b.observe(self._mask)
         if terminated.any():
@@ -160,14 +165,16 @@ class PlacementVectorEnv(VectorEnv):
             self._mask[terminated] = False
             self._mask[terminated, -1] = True
         self._prev_done = terminated
-        info: dict[str, Any] = {
-            "action_mask": self._mask.copy(), "task_idx": np.where(active, k, -1),
-            "action": np.where(active, a, -1), "invalid_action": invalid, "cost_usd": cost, "replica_usd": replica,
+        all_active = not resetting.any()
+        info: dict[str, Any] = {  # the mask array is replaced, never mutated, after this step
+            "action_mask": self._mask, "task_idx": k if all_active else np.where(active, k, -1),
+            "action": a if all_active else np.where(active, a, -1), "invalid_action": invalid, "cost_usd": cost,
+            "replica_usd": replica,
         }
         if self.info_components:
             comp = b.components(a, np.minimum(k, b.cap - 1))
-            for j, name in enumerate(COMPONENTS):
-                info[name] = np.where(active, comp[:, j], 0.0)
+            for c, name in enumerate(COMPONENTS):
+                info[name] = np.where(active, comp[:, c], 0.0)
         return obs, -cost * self.reward_scale, terminated, np.zeros(self.num_envs, dtype=bool), info
 
     def action_masks(self) -> NDArray[np.bool_]:

@@ -50,11 +50,11 @@ def _diurnal(s: Scenario, rng: np.random.Generator, H: float, start_hour: int, K
         return 1.0 + amp * np.cos(2.0 * np.pi * (local - a.diurnal_peak_local_h) / 24.0)
 
     if K is None:
-        # Expected count: the integral of the intensity, on a fine grid (exact enough, cheap).
-        grid = np.linspace(0.0, H, 4 * int(math.ceil(H)) * 24 + 1)
-        mean_shape = sum(float(np.trapezoid(shape(grid, np.full(grid.shape, n)), grid)) * s.node_share[n]
-                         for n in range(s.num_nodes)) / H
-        K = int(rng.poisson(a.rate_per_h * H * mean_shape))
+        # Expected count: the integral of the intensity, in closed form (the shape is a shifted cosine).
+        phase = 2.0 * np.pi * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h) / 24.0
+        w = 2.0 * np.pi / 24.0
+        integral = H + amp / w * (np.sin(phase + w * H) - np.sin(phase))  # [N], hours
+        K = int(rng.poisson(a.rate_per_h * float(s.node_share @ integral)))
     times, nodes = np.empty(0), np.empty(0, dtype=np.int64)
     while times.size < K:
         m = int((K - times.size) * (1 + amp) * 1.1) + 16
@@ -95,7 +95,7 @@ def _trace(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
     offset_h = tr.offset_s / 3600.0
     if K is None:
         phase = rng.uniform(0.0, period_h)
-        tiles = np.arange(int(math.floor(phase / period_h)), int(math.ceil((phase + H / stretch) / period_h)) + 1)
+        tiles = np.arange(math.floor(phase / period_h), math.ceil((phase + H / stretch) / period_h) + 1)
         t = (offset_h[None, :] + tiles[:, None] * period_h).ravel()
         rows = np.tile(np.arange(n), tiles.size)
         inside = (t >= phase) & (t < phase + H / stretch)
@@ -133,7 +133,7 @@ def sample_instance(
         raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
     if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 0):
         raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 0")
-    S = int(math.ceil(H))
+    S = math.ceil(H)
     if s.num_hours < S:
         raise ValueError(f"horizon_h = {H}: expected at most the {s.num_hours} hours of the signal slice")
     last = s.first_hour + s.num_hours - S  # latest admissible start hour

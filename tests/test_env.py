@@ -119,7 +119,7 @@ def test_reward_sum_equals_plan_cost_and_masked_play_is_feasible(toy_scenario: S
 def test_capacity_mask_tracks_slot_usage(toy_scenario: Scenario) -> None:
     """The capacity part of the mask is exactly 'GPU time left in this slot covers the task'."""
     env = PlacementEnv(scenario=toy_scenario, num_tasks=200)
-    obs, info = env.reset(seed=3)
+    _obs, info = env.reset(seed=3)
     inst = env.instance
     static = envs.static_mask(inst)
     pc = envs.cost_matrix(inst)
@@ -166,7 +166,7 @@ def test_replaying_an_instance_reproduces_the_episode(toy_scenario: Scenario, tm
     np.testing.assert_array_equal(obs, observations[0])
     replayed = []
     for k, a in enumerate(plan):
-        obs, r, term, _, info = replay_env.step(int(a))
+        obs, r, term, _, _info = replay_env.step(int(a))
         np.testing.assert_array_equal(obs, observations[k + 1])
         replayed.append(r)
     assert term
@@ -214,7 +214,7 @@ def test_masked_action_raises_naming_action_and_reason(toy_scenario: Scenario) -
     env = PlacementEnv(scenario=toy_scenario, num_tasks=300)
     obs, info = env.reset(seed=0)
     while info["action_mask"][:-1].all():
-        obs, _, _, _, info = env.step(0)
+        _obs, _, _, _, info = env.step(0)
     bad = int(np.flatnonzero(~info["action_mask"])[0])
     with pytest.raises(ValueError, match=rf"action {bad} is infeasible for task \d+: (latency|residency|capacity)"):
         env.step(bad)
@@ -224,7 +224,7 @@ def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) ->
     env = PlacementEnv(scenario=toy_scenario, num_tasks=300, invalid_action="overflow")
     obs, info = env.reset(seed=0)
     while info["action_mask"][:-1].all():
-        obs, _, _, _, info = env.step(0)
+        _obs, _, _, _, info = env.step(0)
     bad = int(np.flatnonzero(~info["action_mask"])[0])
     k = info.get("task_idx", 0)
     _, r, _, _, info = env.step(bad)
