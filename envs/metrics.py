@@ -139,7 +139,7 @@ def region_breakdown(inst: Instance, plan: ArrayLike) -> pd.DataFrame:
     replica = inst.cost.replica_mult * (opened * inst.replica_usd[None, None, :]).sum(axis=(0, 2))
 
     def per_region(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.bincount(arr[served], weights=values[served], minlength=R)
+        return np.bincount(arr[served], weights=values[served], minlength=R).astype(np.float64)
 
     return pd.DataFrame({
         "region": inst.region_names,
