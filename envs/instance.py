@@ -141,7 +141,11 @@ class Instance:
         if self.replica_window_h < 1:
             raise ValueError(f"Instance.replica_window_h = {self.replica_window_h}: expected an integer >= 1")
         for name in (*TASK_FIELDS, *EPISODE_FIELDS):
-            getattr(self, name).setflags(write=False)
+            a = getattr(self, name)
+            if a.flags.writeable:  # freeze a private copy: the caller's array stays as it was
+                a = a.copy()
+                a.setflags(write=False)
+                object.__setattr__(self, name, a)
 
     # ------------------------------------------------------------------------------ sizes
     @property

@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(sample)
     sample.add_argument("--out", required=True, metavar="FILE.npz")
     sample.set_defaults(func=cmd_sample)
+    from experiments.paper import add_subcommands
+
+    add_subcommands(sub)
     return parser
 
 
