@@ -124,9 +124,6 @@ class EpisodeBatch:
         self.t = np.zeros(batch, dtype=np.int64)  # index of the current task
         self.left = np.zeros((batch, self.R))  # GPU-s left in the current slot
         self.warm = np.zeros((batch, self.M, self.R), dtype=bool)  # warm replicas in the current window
-        self._eye_c = np.eye(self.C, dtype=np.float32)
-        self._eye_r = np.eye(3, dtype=np.float32)
-        self._eye_n = np.eye(self.N, dtype=np.float32)
         self._rows = np.arange(batch)
 
     # ----------------------------------------------------------------------------- storage
@@ -146,7 +143,7 @@ class EpisodeBatch:
         # The per-task part of the observation packed in one row, read with one gather per step:
         # [8 task scalars | latency_s (R) | slack_s (R) | cost in reward units (R)].
         self.obs_rows = np.zeros((B, cap, _NUM_SCALARS + 3 * R), dtype=np.float32)
-        self.onehot_idx = np.zeros((B, cap, 3), dtype=np.int64)  # class, residency, node
+        self.onehot_idx = np.zeros((B, cap, 3), dtype=np.int64)  # observation columns of the one-hots
         self.signals = np.zeros((B, slots, 3, R), dtype=np.float32)  # price, carbon kg, pue
         self.capacity = np.ones((B, slots, R))  # GPU-s per slot
         self.permanent = np.zeros((B, M, R), dtype=bool)
@@ -213,7 +210,8 @@ class EpisodeBatch:
         self.model[e, :K] = inst.model_idx
         self.boundary[e, :K] = 0
         self.boundary[e, : K - 1] = (np.diff(inst.slot_idx) != 0) + 2 * (np.diff(inst.window_idx) != 0)
-        self.onehot_idx[e, :K] = np.stack([inst.class_idx, inst.residency_idx, inst.node_idx], axis=1)
+        C = self.C  # the one-hot columns in the observation: class, residency, node
+        self.onehot_idx[e, :K] = np.stack([inst.class_idx, C + inst.residency_idx, C + 3 + inst.node_idx], axis=1)
         self.signals[e, :S, 0] = inst.price_usd_per_kwh
         self.signals[e, :S, 1] = inst.carbon_g_per_kwh / 1000.0
         self.signals[e, :S, 2] = inst.pue
@@ -236,13 +234,10 @@ class EpisodeBatch:
         for lo in range(0, K, _CHUNK):
             k = np.arange(lo, min(K, lo + _CHUNK))
             out = self.static_obs[e, k]
-            idx = self.onehot_idx[e, k]
-            c, n = self.C, self.N
-            out[:, :c] = self._eye_c[idx[:, 0]]
-            out[:, c : c + 3] = self._eye_r[idx[:, 1]]
-            out[:, c + 3 : c + 3 + n] = self._eye_n[idx[:, 2]]
+            out[:, : ft - _NUM_SCALARS] = 0.0
+            out[np.arange(k.size)[:, None], self.onehot_idx[e, k]] = 1.0
             row = self.obs_rows[e, k]
-            out[:, c + 3 + n : ft] = row[:, :_NUM_SCALARS]
+            out[:, ft - _NUM_SCALARS : ft] = row[:, :_NUM_SCALARS]
             region = out[:, ft:].reshape(k.size, F, R)
             region[:, 0:3] = self.signals[e, self.slot[e, k]]
             region[:, 3] = 1.0
@@ -257,41 +252,36 @@ class EpisodeBatch:
 
     def action_masks(self) -> NDArray[np.bool_]:
         """``[B, A]`` admissible actions for each episode's current task (capacity included)."""
-        e, k = self._rows, self.current
-        mask = self.mask[e, k].copy()
-        self.slot[e, k]
-        mask[:, : self.R] &= self.gpu[e, k, : self.R] <= self.left
-        return mask
-
-    def step_costs(self, action: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``(task cost, replica charge)`` in USD that ``action`` would incur now, per episode."""
-        e, k = self._rows, self.current
-        region = np.minimum(action, self.R - 1)
-        served = action < self.R
-        cold = served & ~self.warm[e, self.model[e, k], region]
-        return self.cost[e, k, action], cold * self.replica_charge[e, self.model[e, k]]
+        return self.masks_and_observations(observe=False)[0]
 
     def observe(self, mask: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
         """``[B, obs]`` observations of each episode's current task (a finished one shows its last)."""
-        e, k = self._rows, self.current
-        mask = self.action_masks() if mask is None else mask
-        B, R, C, N = self.B, self.R, self.C, self.N
-        flat = e * self.cap + k  # one flat gather index is cheaper than two
-        s = self.slot.reshape(-1)[flat]
-        idx = self.onehot_idx.reshape(-1, 3)[flat]
+        m, obs = self.masks_and_observations()
+        if mask is not None:  # a caller's own mask (e.g. with finished episodes blanked)
+            obs[:, self.ft + 8 * self.R :] = mask[:, : self.R]
+        return obs
+
+    def masks_and_observations(self, observe: bool = True) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
+        """``([B, A] masks, [B, obs] observations)`` of each episode's current task, sharing the gathers."""
+        B, R, A = self.B, self.R, self.A
+        e = self._rows
+        flat = e * self.cap + self.current  # one flat gather index is cheaper than two
+        mask = self.mask.reshape(-1, A)[flat]
+        mask[:, :R] &= self.gpu.reshape(-1, A)[flat, :R] <= self.left
+        if not observe:
+            return mask, np.empty((B, 0), dtype=np.float32)
+        srow = e * self.S + self.slot.reshape(-1)[flat]
         obs = np.zeros((B, self.layout.size), dtype=np.float32)
-        obs[e, idx[:, 0]] = 1.0
-        obs[e, C + idx[:, 1]] = 1.0
-        obs[e, C + 3 + idx[:, 2]] = 1.0
+        obs[e[:, None], self.onehot_idx.reshape(-1, 3)[flat]] = 1.0
         row = self.obs_rows.reshape(B * self.cap, -1)[flat]
-        obs[:, C + 3 + N : self.ft] = row[:, :_NUM_SCALARS]
+        obs[:, self.ft - _NUM_SCALARS : self.ft] = row[:, :_NUM_SCALARS]
         region = obs[:, self.ft :].reshape(B, len(REGION_FEATURES), R)
-        region[:, 0:3] = self.signals.reshape(-1, 3, R)[e * self.S + s]
-        region[:, 3] = self.left * self.inv_capacity.reshape(-1, R)[e * self.S + s]
+        region[:, 0:3] = self.signals.reshape(-1, 3, R)[srow]
+        region[:, 3] = self.left * self.inv_capacity.reshape(-1, R)[srow]
         region[:, 4:7] = row[:, _NUM_SCALARS:].reshape(B, 3, R)
         region[:, 7] = self.warm[e, self.model.reshape(-1)[flat]]
         region[:, 8] = mask[:, :R]
-        return obs
+        return mask, obs
 
     # ------------------------------------------------------------------------------- step
     def advance(self, action: NDArray[np.int64], active: NDArray[np.bool_]) -> tuple[NDArray[np.float64],

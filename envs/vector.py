@@ -126,8 +126,7 @@ class PlacementVectorEnv(VectorEnv):
         for e, inst in enumerate(episodes):
             self._batch.load(e, inst)
         self._prev_done[:] = False
-        self._mask = self._batch.action_masks()
-        obs = self._batch.observe(self._mask)
+        self._mask, obs = self._batch.masks_and_observations()
         return obs, {"action_mask": self._mask, "task_idx": np.zeros(self.num_envs, dtype=np.int64)}
 
     def step(
@@ -158,8 +157,7 @@ class PlacementVectorEnv(VectorEnv):
         terminated = active & (b.t >= b.num_tasks)
         for j in np.flatnonzero(resetting):
             b.load(int(j), self._sample(int(j)))
-        self._mask = b.action_masks()
-        obs = b.observe(self._mask)
+        self._mask, obs = b.masks_and_observations()
         if terminated.any():
             obs[terminated] = 0.0
             self._mask[terminated] = False
