@@ -73,6 +73,8 @@ class Heuristic:
     # ------------------------------------------------------------------------- planner
     def plan(self, inst: Instance, reward_scale: float = 100.0) -> NDArray[np.int64]:
         """Play this policy over ``inst`` with the env's dynamics; returns one action per task."""
+        if inst.num_tasks == 0:
+            return np.empty(0, dtype=np.int64)
         batch = EpisodeBatch(1, ObsLayout(inst.class_names, inst.node_names, inst.region_names),
                              len(inst.model_names), reward_scale, store_components=False, precompute_obs=True)
         batch.load(0, inst)

@@ -45,8 +45,34 @@ from numpy.typing import ArrayLike, NDArray
 
 from envs.instance import Instance
 
-# Relative slack on capacity checks, for sums of floating GPU-seconds.
+# Slack on capacity checks, for sums of floating GPU-seconds taken in different orders.
 CAPACITY_RTOL = 1e-9
+CAPACITY_ATOL_GPU_S = 1e-9
+
+
+def capacity_limit_gpu_s(capacity_gpu_s: ArrayLike, share: float = 1.0) -> NDArray[np.float64]:
+    """The most GPU-seconds a slot and region may hold: its capacity plus ``share`` of the float slack.
+
+    :func:`check_plan_feasible` allows the whole slack; the env's masks allow half of it
+    (``share=0.5``), so a plan the env accepts task by task always passes the plan-level check, and
+    a plan within solver tolerance of the capacity (the MILP's) still replays through the env.
+    """
+    cap = np.asarray(capacity_gpu_s, dtype=np.float64)
+    return cap + share * (CAPACITY_RTOL * cap + CAPACITY_ATOL_GPU_S)
+
+
+def replica_usd_per_model(inst: Instance) -> NDArray[np.float64]:
+    """``[M]`` unweighted replica charge, USD, per (window, region) opening of each model."""
+    return inst.cost.replica_mult * inst.replica_usd
+
+
+def legal_and_in_budget(inst: Instance, task_idx: NDArray[np.int64], pc: PairCosts) -> NDArray[np.bool_]:
+    """``[k, R+1]`` static mask rows of tasks ``task_idx`` from their precomputed ``[k, R+1]`` pair costs."""
+    R = inst.num_regions
+    legal = inst.residency_ok[inst.node_idx[task_idx], inst.residency_idx[task_idx], :]
+    mask = np.ones((task_idx.size, R + 1), dtype=bool)
+    mask[:, :R] = legal & (pc.latency_ms[:, :R] <= inst.budget_ms[task_idx, None])
+    return mask
 
 
 def residency_allowed(
@@ -162,11 +188,7 @@ def static_mask(inst: Instance, costs: PairCosts | None = None) -> NDArray[np.bo
     ``costs`` may pass a precomputed :func:`cost_matrix` to avoid computing it twice.
     """
     pc = cost_matrix(inst) if costs is None else costs
-    K, R = inst.num_tasks, inst.num_regions
-    legal = inst.residency_ok[inst.node_idx, inst.residency_idx, :]  # [K, R]
-    mask = np.ones((K, R + 1), dtype=bool)
-    mask[:, :R] = legal & (pc.latency_ms[:, :R] <= inst.budget_ms[:, None])
-    return mask
+    return legal_and_in_budget(inst, np.arange(inst.num_tasks), pc)
 
 
 def validate_plan(inst: Instance, plan: ArrayLike) -> NDArray[np.int64]:
@@ -271,7 +293,7 @@ def evaluate_plan(inst: Instance, plan: ArrayLike) -> CostBreakdown:
     arr = validate_plan(inst, plan)
     task = pair_costs(inst, np.arange(inst.num_tasks), arr)
     opened = replica_openings(inst, arr)
-    replica_usd = float(inst.cost.replica_mult * (opened * inst.replica_usd[None, None, :]).sum())
+    replica_usd = float((opened * replica_usd_per_model(inst)[None, None, :]).sum())
     return CostBreakdown(plan=arr, task=task, replica_usd=replica_usd, replicas_opened=int(opened.sum()),
                          eta=inst.cost.eta)
 
@@ -335,7 +357,7 @@ def check_plan_feasible(inst: Instance, plan: ArrayLike) -> list[Violation]:
         kind = "residency" if not legal[k] else "latency"
         out.append(Violation(kind, int(k), int(inst.slot_idx[k]), int(arr[k]), f"task {k}: {reason}"))
     usage = slot_usage_gpu_s(inst, arr, task)
-    over = usage > inst.capacity_gpu_s * (1 + CAPACITY_RTOL) + 1e-9
+    over = usage > capacity_limit_gpu_s(inst.capacity_gpu_s)
     for s, i in np.argwhere(over):
         out.append(Violation("capacity", -1, int(s), int(i),
                              f"capacity: slot {s}, region {inst.region_names[i]!r} uses {usage[s, i]:.1f} GPU-s "

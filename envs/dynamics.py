@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.costs import pair_costs
+from envs.costs import capacity_limit_gpu_s, legal_and_in_budget, pair_costs, replica_usd_per_model
 from envs.instance import Instance
 
 # Rows of the [K, A] cost matrix computed at a time, which bounds the temporaries of a long episode.
@@ -145,7 +145,7 @@ class EpisodeBatch:
         self.obs_rows = np.zeros((B, cap, _NUM_SCALARS + 3 * R), dtype=np.float32)
         self.onehot_idx = np.zeros((B, cap, 3), dtype=np.int64)  # observation columns of the one-hots
         self.signals = np.zeros((B, slots, 3, R), dtype=np.float32)  # price, carbon kg, pue
-        self.capacity = np.ones((B, slots, R))  # GPU-s per slot
+        self.capacity = np.ones((B, slots, R))  # GPU-s a slot may hold: capacity_limit_gpu_s(share=0.5)
         self.permanent = np.zeros((B, M, R), dtype=bool)
         self.replica_charge = np.zeros((B, M))  # eta * replica_mult * replica_usd, USD
         self.start_hour = np.zeros(B, dtype=np.int64)
@@ -179,7 +179,7 @@ class EpisodeBatch:
             raise ValueError("the episode has no tasks: expected an instance with num_tasks >= 1")
         self.reserve(K, S)
         A, R = self.A, self.R
-        p = inst.cost
+        charge = inst.cost.eta * replica_usd_per_model(inst)  # [M] weighted, USD
         self.num_tasks[e] = K
         for lo in range(0, K, _CHUNK):
             k = np.arange(lo, min(K, lo + _CHUNK))
@@ -187,9 +187,7 @@ class EpisodeBatch:
             rows = slice(lo, lo + k.size)
             self.cost[e, rows] = pc.total_usd
             self.gpu[e, rows] = pc.gpu_s
-            legal = inst.residency_ok[inst.node_idx[k], inst.residency_idx[k], :]
-            self.mask[e, rows, :R] = legal & (pc.latency_ms[:, :R] <= inst.budget_ms[k, None])
-            self.mask[e, rows, R] = True
+            self.mask[e, rows] = legal_and_in_budget(inst, k, pc)
             if self.store_components:
                 comp = self.comp[e, rows]
                 comp[..., 0], comp[..., 1], comp[..., 2] = pc.energy_usd, pc.carbon_g, pc.delay_usd
@@ -202,7 +200,7 @@ class EpisodeBatch:
             row[:, :_NUM_SCALARS] = np.stack([
                 (inst.budget_ms[k] - home_lat) / 1000.0, inst.energy_kwh[k], inst.gpu_s[k] / 3600.0,
                 inst.rounds[k], pc.total_usd[:, R] * self.reward_scale,
-                p.eta * p.replica_mult * inst.replica_usd[inst.model_idx[k]] * self.reward_scale, k / K,
+                charge[inst.model_idx[k]] * self.reward_scale, k / K,
                 (inst.start_hour + inst.slot_idx[k]) % 24,
             ], axis=1)
         self.slot[e, :K] = inst.slot_idx
@@ -215,11 +213,13 @@ class EpisodeBatch:
         self.signals[e, :S, 0] = inst.price_usd_per_kwh
         self.signals[e, :S, 1] = inst.carbon_g_per_kwh / 1000.0
         self.signals[e, :S, 2] = inst.pue
-        self.capacity[e, :S] = inst.capacity_gpu_s
+        # Half the float slack of check_plan_feasible (see capacity_limit_gpu_s): what the env admits
+        # task by task always passes the plan-level check.
+        self.capacity[e, :S] = capacity_limit_gpu_s(inst.capacity_gpu_s, share=0.5)
         self.inv_capacity[e, :S] = np.divide(1.0, inst.capacity_gpu_s, out=np.zeros((S, R)),
                                              where=inst.capacity_gpu_s > 0)
         self.permanent[e] = inst.permanent_replica.T
-        self.replica_charge[e] = p.eta * p.replica_mult * inst.replica_usd
+        self.replica_charge[e] = charge
         self.start_hour[e] = inst.start_hour
         self.instances[e] = inst
         self.t[e] = 0

@@ -131,15 +131,32 @@ class Instance:
         floats += [n for n, (d, _) in EPISODE_FIELDS.items() if d is np.float64]
         for name in floats:
             a = getattr(self, name)
-            if a.size and not (np.isfinite(a).all() and (a >= 0).all()):
-                raise ValueError(f"Instance.{name}: expected finite values >= 0")
-        for name, hi in (("slot_idx", sizes["S"]), ("node_idx", sizes["N"]), ("home_idx", sizes["R"]),
-                         ("model_idx", sizes["M"]), ("residency_idx", 3), ("class_idx", len(self.class_names))):
+            bad = ~np.isfinite(a) | (a < 0)
+            if bad.any():
+                at = tuple(int(x) for x in np.argwhere(bad)[0])
+                raise ValueError(f"Instance.{name}{list(at)} = {float(a[at])!r}: expected a finite number >= 0")
+        for name, lo, hi in (("slot_idx", 0, sizes["S"]), ("node_idx", 0, sizes["N"]), ("home_idx", 0, sizes["R"]),
+                             ("model_idx", 0, sizes["M"]), ("residency_idx", 0, 3),
+                             ("class_idx", 0, len(self.class_names)), ("rounds", 1, None), ("requests", 1, None)):
             a = getattr(self, name)
-            if a.size and (a.min() < 0 or a.max() >= hi):
-                raise ValueError(f"Instance.{name}: expected indices in [0, {hi})")
-        if self.replica_window_h < 1:
-            raise ValueError(f"Instance.replica_window_h = {self.replica_window_h}: expected an integer >= 1")
+            bad = (a < lo) | (a >= hi) if hi is not None else a < lo
+            if bad.any():
+                j = int(np.argmax(bad))
+                want = f"in [{lo}, {hi})" if hi is not None else f">= {lo}"
+                raise ValueError(f"Instance.{name}[{j}] = {int(a[j])}: expected an integer {want}")
+        # Tasks are played in arrival order and the dynamics refresh capacity and replicas when the slot
+        # or window changes, so the order must be the arrival order and slots must match arrival times.
+        if K > 1 and (np.diff(self.arrival_h) < 0).any():
+            j = int(np.argmax(np.diff(self.arrival_h) < 0)) + 1
+            raise ValueError(f"Instance.arrival_h[{j}] = {float(self.arrival_h[j])!r} < arrival_h[{j - 1}]: expected "
+                             "tasks in arrival order (Instance.subset sorts its index)")
+        expected_slot = np.minimum(np.floor(self.arrival_h), sizes["S"] - 1)
+        if K and (self.slot_idx != expected_slot).any():
+            j = int(np.argmax(self.slot_idx != expected_slot))
+            raise ValueError(f"Instance.slot_idx[{j}] = {int(self.slot_idx[j])}: expected {int(expected_slot[j])}, the "
+                             f"hour of arrival_h = {float(self.arrival_h[j])!r} (capped at the last slot)")
+        if not isinstance(self.replica_window_h, int | np.integer) or self.replica_window_h < 1:
+            raise ValueError(f"Instance.replica_window_h = {self.replica_window_h!r}: expected an integer >= 1")
         for name in (*TASK_FIELDS, *EPISODE_FIELDS):
             a = getattr(self, name)
             if a.flags.writeable:  # freeze a private copy: the caller's array stays as it was
@@ -183,8 +200,10 @@ class Instance:
         return dataclasses.replace(self, **changes)
 
     def subset(self, tasks: NDArray[np.int64] | slice) -> Instance:
-        """The instance restricted to some tasks (same episode arrays)."""
-        arrays: dict[str, Any] = {n: np.array(getattr(self, n)[tasks]) for n in TASK_FIELDS}
+        """The instance restricted to some tasks, kept in arrival order (same episode arrays)."""
+        idx = np.arange(self.num_tasks)[tasks]
+        idx = np.unique(idx) if np.ndim(idx) else idx  # sorted: the arrival order
+        arrays: dict[str, Any] = {n: np.array(getattr(self, n)[idx]) for n in TASK_FIELDS}
         return dataclasses.replace(self, **arrays)
 
     # ------------------------------------------------------------------------------ files

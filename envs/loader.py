@@ -27,13 +27,13 @@ from envs.scenario import (
     WorkloadClass,
     _readonly,
 )
-from envs.spec import BASE_DIR_KEY, Spec, data_dir
+from envs.spec import Spec, data_dir
 
 
 def _data_path(spec: Spec, key: str) -> Path:
     """Resolve ``[data].key``: an existing path as given, else a file name inside ``envs/data``."""
     value = spec["data"][key]
-    for candidate in (Path(value), Path(spec.get(BASE_DIR_KEY, ".")) / value, data_dir() / value):
+    for candidate in (Path(value), data_dir() / value):
         if candidate.is_file():
             return candidate
     raise ValueError(f"data.{key} = {value!r}: expected an existing file (a path, or a file name in {data_dir()})")
@@ -80,7 +80,13 @@ def _hourly_series(
                 f"region {region!r}: no hourly {what} series in {path.name} (looked for a column named "
                 f"{region!r} or its zone {zone!r})"
             )
-    block = table[columns].iloc[first : first + num].apply(pd.to_numeric, errors="coerce")
+    raw = table[columns].iloc[first : first + num]
+    block = raw.apply(pd.to_numeric, errors="coerce")
+    typo = block.isna() & raw.notna()  # a cell that is there but is not a number: never interpolate it away
+    if typo.to_numpy().any():
+        row, col = np.argwhere(typo.to_numpy())[0]
+        raise ValueError(f"{path.name}: column {columns[col]!r}, row {first + row} = {raw.iat[row, col]!r}: expected a "
+                         "number or a blank cell")
     values = block.to_numpy(dtype=np.float64).copy()
     for j, region in enumerate(regions):
         blank = np.isnan(values[:, j])
@@ -219,8 +225,10 @@ def build_scenario(spec: Spec) -> Scenario:
     for r, values in zip(regions, per_region, strict=True):
         for key in ("num_gpus", "queue_ms", "pue"):
             v = values[key]
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"region {r!r}: {key} = {v!r}: expected a finite number >= 0")
+            where = f'region_overrides."{r}".{key}' if key in spec["region_overrides"].get(r, {}) else \
+                f"region_defaults.{key} (region {r!r})"
+            if not (math.isfinite(v) and v >= (1.0 if key == "pue" else 0.0)):
+                raise ValueError(f"{where} = {v!r}: expected a finite number >= {1 if key == 'pue' else 0}")
 
     price_mwh = _hourly_series(spec, "price_usd_per_mwh", regions, [row["hourly_price_zone"] for row in rows],
                                notes, "price")

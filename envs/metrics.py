@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from envs.costs import CostBreakdown, evaluate_plan, pair_costs, replica_openings, validate_plan
+from envs.costs import CostBreakdown, evaluate_plan, pair_costs, replica_openings, replica_usd_per_model, validate_plan
 from envs.instance import Instance
 
 LAYERS = ("local", "regional", "energy", "overflow")
@@ -109,10 +109,25 @@ def return_on_latency(tight: Instance, plan_tight: ArrayLike, loose: Instance,
     if tight.num_tasks != loose.num_tasks or not np.array_equal(tight.arrival_h, loose.arrival_h):
         raise ValueError("return_on_latency: expected two budget levels of the same episode (same tasks)")
     delta = float(np.mean(loose.budget_ms - tight.budget_ms)) if tight.num_tasks else 0.0
+    if delta < 0:
+        raise ValueError(f"return_on_latency: the loose budgets are {-delta:g} ms tighter on average: expected the "
+                         "second level to relax the first")
     a, b = evaluate_plan(tight, plan_tight), evaluate_plan(loose, plan_loose)
-    if delta == 0:
-        return float("nan"), float("nan"), 0.0
-    return (a.energy_usd - b.energy_usd) / delta, (a.carbon_g - b.carbon_g) / delta, delta
+    erl, crl = returns_per_ms(a.energy_usd - b.energy_usd, a.carbon_g - b.carbon_g, delta)
+    return float(erl), float(crl), delta
+
+
+def returns_per_ms(energy_saved_usd: ArrayLike, carbon_saved_g: ArrayLike, delta_tau_ms: ArrayLike
+                   ) -> tuple[NDArray[np.float64] | float, NDArray[np.float64] | float]:
+    """ERL = energy cost saved / budget relaxed (USD/ms), CRL = carbon saved / budget relaxed (g/ms);
+    NaN where nothing was relaxed. Works elementwise on arrays (sweeps) or on numbers."""
+    d = np.asarray(delta_tau_ms, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        erl = np.where(d != 0, np.asarray(energy_saved_usd, dtype=np.float64) / d, np.nan)
+        crl = np.where(d != 0, np.asarray(carbon_saved_g, dtype=np.float64) / d, np.nan)
+    if erl.ndim == 0:
+        return float(erl), float(crl)
+    return erl, crl
 
 
 def class_breakdown(inst: Instance, plan: ArrayLike) -> pd.DataFrame:
@@ -136,7 +151,7 @@ def region_breakdown(inst: Instance, plan: ArrayLike) -> pd.DataFrame:
     R = inst.num_regions
     served = arr < R
     opened = replica_openings(inst, arr)  # [W, R, M]
-    replica = inst.cost.replica_mult * (opened * inst.replica_usd[None, None, :]).sum(axis=(0, 2))
+    replica = (opened * replica_usd_per_model(inst)[None, None, :]).sum(axis=(0, 2))
 
     def per_region(values: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.bincount(arr[served], weights=values[served], minlength=R).astype(np.float64)

@@ -96,7 +96,8 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     **Termination** ``terminated=True`` after the episode's last task; never truncated.
 
     **Info** ``action_mask`` (for the next task), ``task_idx`` and ``action`` (executed), ``invalid_action``,
-    ``cost_usd``, ``replica_usd`` (the weighted replica charge), and the task's unweighted components
+    ``cost_usd`` (the step's cost), ``replica_charge_usd`` (its weighted part ``eta x`` replica charge, the
+    unweighted charge being ``CostBreakdown.replica_usd``'s unit), and the task's unweighted components
     ``energy_usd``, ``carbon_g``, ``delay_usd``, ``migration_usd``, ``penalty_usd``.
 
     Args:
@@ -200,7 +201,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
             obs = b.observe_one(self._mask)
         info = {
             "action_mask": self._mask, "task_idx": k, "action": a, "invalid_action": invalid,
-            "cost_usd": cost, "replica_usd": replica,
+            "cost_usd": cost, "replica_charge_usd": replica,
             COMPONENTS[0]: comp[0], COMPONENTS[1]: comp[1], COMPONENTS[2]: comp[2], COMPONENTS[3]: comp[3],
             COMPONENTS[4]: comp[4],
         }

@@ -52,7 +52,7 @@ def _check_array(name: str, a: NDArray[Any], shape: tuple[int, ...], nonneg: boo
     bad = ~np.isfinite(a) | (a < 0) if nonneg else ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(j) for j in np.argwhere(bad)[0])
-        raise ValueError(f"{name}{list(idx)} = {a[idx]!r}: expected a finite number{' >= 0' if nonneg else ''}")
+        raise ValueError(f"{name}{list(idx)} = {a[idx].item()!r}: expected a finite number{' >= 0' if nonneg else ''}")
 
 
 @dataclass(frozen=True, slots=True)

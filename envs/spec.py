@@ -20,8 +20,6 @@ Spec = dict[str, Any]
 NAMED_TABLES = ("service_nodes", "models", "workload_classes")
 # Tables whose keys are region names and whose fields are those of [region_defaults].
 REGION_OVERRIDES = "region_overrides"
-# Key holding the folder that relative data paths are resolved against (set by the loader, not users).
-BASE_DIR_KEY = "_base_dir"
 
 
 def data_dir() -> Path:
@@ -106,10 +104,8 @@ def _merge_table(base: Spec, override: Spec, path: str, schema: Spec | None = No
 
 def merge_spec(base: Spec, override: Spec) -> Spec:
     """Return ``base`` with ``override`` applied, checking keys and types against ``base``."""
-    plain = {k: v for k, v in override.items() if k not in (*NAMED_TABLES, REGION_OVERRIDES, BASE_DIR_KEY)}
+    plain = {k: v for k, v in override.items() if k not in (*NAMED_TABLES, REGION_OVERRIDES)}
     out = _merge_table(base, plain, "")
-    if BASE_DIR_KEY in override:
-        out[BASE_DIR_KEY] = override[BASE_DIR_KEY]
     for key in NAMED_TABLES:
         value = override.get(key, {})
         if not isinstance(value, dict):
@@ -125,6 +121,10 @@ def merge_spec(base: Spec, override: Spec) -> Spec:
                 missing = sorted(set(template) - set(entry))
                 if missing:
                     raise ValueError(f"new entry {where!r} lacks the fields {missing}; a new entry must give all")
+                for field, like in template.items():  # nested tables (e.g. residency) must be whole too
+                    if isinstance(like, dict) and isinstance(entry[field], dict) and set(like) - set(entry[field]):
+                        raise ValueError(f"new entry {where!r}: {field} lacks {sorted(set(like) - set(entry[field]))}; "
+                                         "a new entry must give all")
                 out[key][name] = _merge_table({}, entry, where, template)
     value = override.get(REGION_OVERRIDES, {})
     if not isinstance(value, dict):

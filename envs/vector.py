@@ -29,7 +29,7 @@ class PlacementVectorEnv(VectorEnv):
     its first observation with reward 0.
 
     Infos are arrays over sub-envs: ``action_mask`` ``[N, R+1]``, ``task_idx``, ``action`` (executed),
-    ``invalid_action``, ``cost_usd``, ``replica_usd``; with ``info_components=True`` also the unweighted
+    ``invalid_action``, ``cost_usd``, ``replica_charge_usd``; with ``info_components=True`` also the unweighted
     components of :class:`PlacementEnv`'s info (stored per task and action: more memory).
     ``reset(options={"instances": [...]})`` replays given instances (one per sub-env).
     """
@@ -167,7 +167,7 @@ class PlacementVectorEnv(VectorEnv):
         info: dict[str, Any] = {  # the mask array is replaced, never mutated, after this step
             "action_mask": self._mask, "task_idx": k if all_active else np.where(active, k, -1),
             "action": a if all_active else np.where(active, a, -1), "invalid_action": invalid, "cost_usd": cost,
-            "replica_usd": replica,
+            "replica_charge_usd": replica,
         }
         if self.info_components:
             comp = b.components(a, np.minimum(k, b.cap - 1))

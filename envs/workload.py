@@ -119,20 +119,32 @@ def sample_instance(
     """Sample one episode of ``scenario``.
 
     Args:
-        seed: seeds a fresh ``np.random.Generator`` (ignored when ``rng`` is given).
-        num_tasks: exact number of tasks; default: Poisson with mean ``rate_per_h * horizon_h``.
-        horizon_h: episode length in hours (default ``[workload].horizon_h``).
+        seed: seeds a fresh ``np.random.Generator`` (ignored when ``rng`` is given; the instance then
+            records no seed).
+        num_tasks: exact number of tasks; default: the arrival process's own random count (Poisson for
+            ``poisson`` and ``diurnal``, overdispersed for ``bursty``; for ``trace``, the replayed
+            requests that fall in the horizon), with long-run mean ``rate_per_h * horizon_h``.
+        horizon_h: episode length in hours (default ``[workload].horizon_h``); a last partial hour gets
+            the matching share of its slot's capacity.
         start_hour: hour of the year (UTC) of the first slot; default a random 00:00 UTC inside the
-            signal slice (``random_start``) or its first hour.
+            signal slice (``random_start``; the slice's first hour when it holds no midnight early
+            enough) or its first hour.
         rng: a generator to draw from, for callers that manage their own streams.
     """
     s, a = scenario, scenario.arrival
+    if rng is not None:
+        seed = None  # the episode is not reproducible from a seed the caller's generator ignored
     rng = np.random.default_rng(seed) if rng is None else rng
-    H = float(a.horizon_h if horizon_h is None else horizon_h)
-    if not (math.isfinite(H) and H > 0):
+    value = a.horizon_h if horizon_h is None else horizon_h
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
+            math.isfinite(value) and value > 0):
         raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
-    if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 0):
+    H = float(value)
+    if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer)
+                                  or num_tasks < 0):
         raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 0")
+    if start_hour is not None and (isinstance(start_hour, bool) or not isinstance(start_hour, int | np.integer)):
+        raise ValueError(f"start_hour = {start_hour!r}: expected an integer hour of the year")
     S = math.ceil(H)
     if s.num_hours < S:
         raise ValueError(f"horizon_h = {H}: expected at most the {s.num_hours} hours of the signal slice")
@@ -142,9 +154,9 @@ def sample_instance(
             raise ValueError(f"start_hour = {start_hour}: expected an hour of year in [{s.first_hour}, {last}]")
         offset = int(start_hour) - s.first_hour
     elif s.random_start:
-        first_day = -(-s.first_hour // 24)
+        first_day = -(-s.first_hour // 24)  # the first midnight inside the slice
         days = np.arange(first_day, last // 24 + 1) * 24 - s.first_hour
-        offset = int(rng.choice(days[days >= 0])) if (days >= 0).any() else 0
+        offset = int(rng.choice(days)) if days.size else 0
     else:
         offset = 0
     hour0 = s.first_hour + offset
@@ -173,7 +185,8 @@ def sample_instance(
     model = np.array([c.model_idx for c in s.classes], dtype=np.int64)[cls]
     res_cum = np.cumsum(np.array([c.residency for c in s.classes]), axis=1)
     res_cum /= res_cum[:, -1:]
-    residency = np.minimum((rng.random(n)[:, None] * 1.0 >= res_cum[cls]).sum(axis=1), 2).astype(np.int64)
+    # min(): the last cumulative share is 1.0 up to rounding, never below a uniform draw's range
+    residency = np.minimum((rng.random(n)[:, None] >= res_cum[cls]).sum(axis=1), 2).astype(np.int64)
     rlo, rhi = (np.array([c.rounds[j] for c in s.classes], dtype=np.int64) for j in (0, 1))
     rounds = rlo[cls] + np.floor(rng.random(n) * (rhi - rlo + 1)[cls]).astype(np.int64)
     slo, shi = (np.array([c.slack_ms[j] for c in s.classes]) for j in (0, 1))
@@ -207,6 +220,8 @@ def sample_instance(
     warm = np.array([x.warm_at_home for x in m])
     permanent[np.unique(s.node_home_idx)[:, None], np.flatnonzero(warm)[None, :]] = True
     rows_t = slice(offset, offset + S)
+    capacity = np.array(s.capacity_gpu_s[rows_t])
+    capacity[-1] *= H - (S - 1)  # a last partial hour holds that share of the slot's GPU-seconds
 
     inst = Instance(
         arrival_h=_readonly(times),
@@ -234,7 +249,7 @@ def sample_instance(
         price_usd_per_kwh=_readonly(s.price_usd_per_kwh[rows_t]),
         carbon_g_per_kwh=_readonly(s.carbon_g_per_kwh[rows_t]),
         pue=_readonly(s.pue[rows_t]),
-        capacity_gpu_s=_readonly(s.capacity_gpu_s[rows_t]),
+        capacity_gpu_s=_readonly(capacity),
         node_rtt_ms=s.node_rtt_ms,
         node_client_ms=s.node_client_ms,
         queue_ms=s.queue_ms,

@@ -49,10 +49,7 @@ def plot(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
         _lines(axes[2], df, "break_even_share", "break-even share of relocations")
         for ax in axes:
             ax.set_xlabel(xlabel)
-            if name == "frictions":
-                ax.set_xscale("symlog", linthresh=0.5)
-            else:
-                ax.set_xscale("log", base=2)
+            ax.set_xscale("symlog", linthresh=0.5 if name == "frictions" else 0.25)  # 0 stays on the axis
         axes[0].legend(fontsize=8)
         fig.suptitle("Migration frictions" if name == "frictions" else "Capacity in the cheap, clean regions")
     elif name == "legal":
@@ -71,7 +68,10 @@ def plot(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
         policies = [p for p in ("oracle", "greedy") if p in set(df["policy"])] or [df["policy"].iloc[0]]
         fig, axes = plt.subplots(1, len(policies), figsize=(6 * len(policies), 3.8), squeeze=False)
         for ax, policy in zip(axes[0], policies, strict=True):
-            d = df[df["policy"] == policy].groupby("setting", sort=False)[cols].mean()
+            d = df[df["policy"] == policy]
+            if "level" in d.columns:  # several slack levels: show the scenario's own budgets (the lowest)
+                d = d[d["level"] == d["level"].min()]
+            d = d.groupby("setting", sort=False)[cols].mean()
             d.columns = ["local", "regional", "energy-oriented"]
             d.plot.barh(stacked=True, ax=ax, color=["tab:gray", "tab:blue", "tab:green"], legend=False)
             ax.set_xlabel("share of the class's inference energy")

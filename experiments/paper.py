@@ -106,6 +106,8 @@ def load_config(name: str, path: str | Path | None = None, seeds: int | None = N
         values["seeds"] = seeds
     for key in ("levels", "policies", "regions"):
         if key in values:
+            if not isinstance(values[key], list | tuple):
+                raise ValueError(f"{name}.{key} = {values[key]!r}: expected a list")
             values[key] = tuple(values[key])
     try:
         return ExperimentConfig(name=name, **values)
@@ -176,18 +178,18 @@ def run_job(cfg: ExperimentConfig, level: Any, seed: int) -> list[dict[str, Any]
     inst = apply_setting(cfg, scenario, base, level)
     solved = solve_policies(cfg, inst, seed)
     feasible_regions = float(static_mask(inst)[:, :-1].sum(axis=1).mean())
-    local_total = metrics.summary(inst, inst.home_idx) if "local" not in solved else None
     rows: list[dict[str, Any]] = []
     for policy, (plan, facts) in solved.items():
         if cfg.name == "layers":
-            rows.extend(_layer_rows(cfg, inst, plan, policy, seed, facts))
+            rows.extend(_layer_rows(cfg, inst, plan, policy, seed, facts, level))
             continue
         s = metrics.summary(inst, plan)
         rows.append({"experiment": cfg.name, "setting": level, "policy": policy, "seed": seed, **s,
                      "feasible_regions": feasible_regions, **facts})
-    if cfg.name != "layers":
-        local = next((r for r in rows if r["policy"] == "local"), local_total)
-        assert local is not None
+    if cfg.name != "layers":  # savings against no relocation: the local heuristic, whichever policies ran
+        from baselines.heuristics import make_heuristic
+
+        local = metrics.summary(inst, make_heuristic("local", inst).plan(inst))
         for r in rows:
             r["savings_usd"] = local["total_usd"] - r["total_usd"]
             r["energy_savings_usd"] = local["energy_usd"] - r["energy_usd"]
@@ -196,7 +198,8 @@ def run_job(cfg: ExperimentConfig, level: Any, seed: int) -> list[dict[str, Any]
 
 
 def _layer_rows(cfg: ExperimentConfig, inst: Instance, plan: np.ndarray, policy: str, seed: int,
-                facts: dict[str, Any]) -> list[dict[str, Any]]:
+                facts: dict[str, Any], level: Any) -> list[dict[str, Any]]:
+    """One row per workload class (and ``all``): ``setting`` is the class, ``level`` the added slack."""
     shares = metrics.layer_shares(inst, plan, cfg.regional_rtt_ms).set_index("class")
     by_class = metrics.class_breakdown(inst, plan).set_index("class")
     be_all = metrics.break_even(inst, plan)
@@ -214,7 +217,7 @@ def _layer_rows(cfg: ExperimentConfig, inst: Instance, plan: np.ndarray, policy:
             moved = (plan[sel] < inst.num_regions) & (plan[sel] != inst.home_idx[sel])
             nb = metrics.net_benefit(inst, plan)[sel][moved]
             be_share = float((nb > 0).mean()) if nb.size else 0.0
-        rows.append({"experiment": "layers", "setting": name, "policy": policy, "seed": seed, **totals,
+        rows.append({"experiment": "layers", "setting": name, "level": level, "policy": policy, "seed": seed, **totals,
                      "break_even_share": be_share, **shares.loc[name].to_dict(), **facts})
     return rows
 
@@ -223,9 +226,7 @@ def add_returns_on_latency(df: pd.DataFrame) -> pd.DataFrame:
     """ERL (USD/ms) and CRL (g/ms) between consecutive frontier levels, per policy and seed."""
     df = df.sort_values(["policy", "seed", "setting"]).copy()
     g = df.groupby(["policy", "seed"], sort=False)
-    dtau = g["setting"].diff()
-    df["erl"] = -g["energy_usd"].diff() / dtau
-    df["crl"] = -g["carbon_g"].diff() / dtau
+    df["erl"], df["crl"] = metrics.returns_per_ms(-g["energy_usd"].diff(), -g["carbon_g"].diff(), g["setting"].diff())
     return df
 
 
@@ -273,11 +274,12 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 def table(df: pd.DataFrame, name: str) -> pd.DataFrame:
     """Means over seeds, one row per setting and policy, the experiment's key columns."""
     cols = [c for c in TABLE_COLUMNS[name] if c in df.columns]
-    keep = ["setting", "policy"]
-    order = {s: j for j, s in enumerate(dict.fromkeys(df["setting"]))}
+    keep = ["level", "setting", "policy"] if "level" in df.columns and df["level"].nunique() > 1 else \
+        ["setting", "policy"]
+    order = {s: j for j, s in enumerate(dict.fromkeys(df["setting"]))}  # settings in run order
     t = df.groupby(keep, sort=False)[cols].mean().reset_index()
     t["_order"] = t["setting"].map(order)
-    return t.sort_values(["_order", "policy"]).drop(columns="_order").reset_index(drop=True)
+    return t.sort_values([*keep[:-2], "_order", "policy"]).drop(columns="_order").reset_index(drop=True)
 
 
 def format_table(df: pd.DataFrame, name: str) -> str:

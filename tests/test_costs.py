@@ -361,9 +361,11 @@ def test_capacity_violation(toy_instance: Instance) -> None:
     violations = check_plan_feasible(toy_instance, [A, A, B, B, OVER])
     assert [(v.kind, v.task_idx, v.slot_idx, v.region_idx) for v in violations] == [("capacity", -1, 0, A)]
     assert "6.0 GPU-s of 5.0" in violations[0].message
-    # exactly at capacity is feasible: 2 + 3 (t4 in slot 2 moved to slot 0) would be 5 <= 5
-    inst = toy_instance.replace(slot_idx=np.array([0, 0, 1, 2, 0]))
-    assert check_plan_feasible(inst, [A, OVER, OVER, OVER, A]) == []
+    # exactly at capacity is feasible: with 6 GPU-s at A in slot 0, 2 + 4 = 6 <= 6
+    capacity = np.array(toy_instance.capacity_gpu_s)
+    capacity[0, A] = 6.0
+    inst = toy_instance.replace(capacity_gpu_s=capacity)
+    assert check_plan_feasible(inst, [A, A, B, B, OVER]) == []
 
 
 def test_capacity_counts_the_recomputed_cache(toy_instance: Instance) -> None:

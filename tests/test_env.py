@@ -110,7 +110,8 @@ def test_reward_sum_equals_plan_cost_and_masked_play_is_feasible(toy_scenario: S
         # per-step info components add up to the plan's components
         assert sum(i["energy_usd"] for i in infos[1:]) == pytest.approx(bd.energy_usd, rel=1e-9)
         assert sum(i["carbon_g"] for i in infos[1:]) == pytest.approx(bd.carbon_g, rel=1e-9)
-        assert sum(i["replica_usd"] for i in infos[1:]) == pytest.approx(inst.cost.eta * bd.replica_usd, rel=1e-9)
+        charged = sum(i["replica_charge_usd"] for i in infos[1:])
+        assert charged == pytest.approx(inst.cost.eta * bd.replica_usd, rel=1e-9)
         opened_any |= bd.replicas_opened > 0
         overflowed |= bd.num_overflow > 0
     assert opened_any and overflowed  # the toy scenario exercises replica charges and overflow
@@ -323,3 +324,24 @@ def test_vector_env_bad_input(toy_scenario: Scenario) -> None:
         venv.reset(seed=[1, 2, 3])
     with pytest.raises(ValueError, match="num_envs = 0"):
         PlacementVectorEnv(0, scenario=toy_scenario)
+
+
+def test_a_plan_exactly_at_capacity_replays_through_the_env(default_scenario: Scenario) -> None:
+    """A plan check_plan_feasible accepts with capacity tight to the GPU-second (as the MILP's are) must
+    replay: the env's capacity mask and the plan-level check share one tolerance rule."""
+    from baselines.heuristics import make_heuristic
+    from envs.costs import slot_usage_gpu_s
+
+    base = sample_instance(default_scenario, seed=1, num_tasks=600)
+    plan = make_heuristic("greedy", base).plan(base)
+    usage = slot_usage_gpu_s(base, plan)
+    inst = base.replace(capacity_gpu_s=np.where(usage > 0, usage, base.capacity_gpu_s))
+    assert check_plan_feasible(inst, plan) == []
+    env = PlacementEnv(scenario=default_scenario)
+    env.reset(options={"instance": inst})
+    total = 0.0
+    for a in plan:
+        _, r, term, _, _ = env.step(int(a))
+        total += r
+    assert term
+    assert -total / env.reward_scale == pytest.approx(evaluate_plan(inst, plan).total_usd, rel=1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ SLACKS = [0.0, 20.0, 60.0, 150.0, 400.0, 2000.0]
 def test_oracle_cost_never_increases_as_budgets_relax(seed: int) -> None:
     results = _oracle_over_slack(Scenario.default(), SLACKS, seed)
     costs = [c for c, _ in results]
-    assert all(b <= a * (1 + 1e-6) + 1e-9 for a, b in zip(costs, costs[1:], strict=False))
+    assert all(b <= a * (1 + 1e-6) + 1e-9 for a, b in itertools.pairwise(costs))
     assert costs[-1] < costs[0]  # relaxing by two seconds does buy something
 
 
@@ -81,7 +82,7 @@ def test_oracle_rid_never_decreases_without_frictions_or_capacity_limits(seed: i
         "capacity": {"scale": 1000.0},
     })
     rids = [r for _, r in _oracle_over_slack(s, SLACKS, seed)]
-    assert all(b >= a - 1e-9 for a, b in zip(rids, rids[1:], strict=False))
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(rids))
     assert rids[-1] > rids[0]
 
 

@@ -82,3 +82,9 @@ def test_greedy_beats_local_and_random_is_seeded(instance: envs.Instance) -> Non
     c = make_heuristic("random", instance, seed=6).plan(instance)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_an_empty_episode_has_an_empty_plan(instance: envs.Instance) -> None:
+    empty = instance.subset(np.array([], dtype=np.int64))
+    for name in HEURISTICS:
+        assert make_heuristic(name, instance).plan(empty).shape == (0,)

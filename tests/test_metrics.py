@@ -110,3 +110,9 @@ def test_rid_in_unit_interval_and_layers_partition(sampled: Instance, seed: int)
     np.testing.assert_allclose(served_share[has_energy], 1.0)
     s = metrics.summary(sampled, plan)
     assert 0.0 <= s["break_even_share"] <= 1.0 and s["rid"] == pytest.approx(r)
+
+
+def test_return_on_latency_refuses_tighter_budgets(toy_instance: Instance) -> None:
+    tighter = toy_instance.replace(budget_ms=toy_instance.budget_ms - 1.0)
+    with pytest.raises(ValueError, match="1 ms tighter"):
+        metrics.return_on_latency(toy_instance, toy_instance.home_idx, tighter, toy_instance.home_idx)

@@ -234,11 +234,11 @@ NUMBER_CASES = [
     ("signals", "num_hours", "0", "signals.num_hours = 0"),
     ("signals", "first_hour", "8750", "signals.first_hour = 8750, signals.num_hours = 8760"),
     ("signals", "num_hours", "12", "signals.num_hours = 12: expected >= the episode horizon (24.0 h)"),
-    ("region_defaults", "queue_ms", "nan", "region 'East US': queue_ms = nan"),
-    ("region_defaults", "num_gpus", "-1", "region 'East US': num_gpus = -1"),
-    ("region_defaults", "pue", "nan", "region 'East US': pue = nan"),
-    ("region_defaults", "pue", "0.9", "pue = 0.9: expected PUE >= 1"),
-    ('region_overrides."Japan East"', "queue_ms", "-5.0", "region 'Japan East': queue_ms = -5.0"),
+    ("region_defaults", "queue_ms", "nan", "region_defaults.queue_ms (region 'East US') = nan"),
+    ("region_defaults", "num_gpus", "-1", "region_defaults.num_gpus (region 'East US') = -1"),
+    ("region_defaults", "pue", "nan", "region_defaults.pue (region 'East US') = nan"),
+    ("region_defaults", "pue", "0.9", "region_defaults.pue (region 'East US') = 0.9: expected a finite number >= 1"),
+    ('region_overrides."Japan East"', "queue_ms", "-5.0", 'region_overrides."Japan East".queue_ms = -5.0'),
     ("capacity", "scale", "nan", "capacity.scale = nan"),
     ("capacity", "scale", "-1.0", "capacity.scale = -1.0"),
     ("workload", "rate_per_h", "nan", "workload.rate_per_h = nan"),
@@ -676,3 +676,22 @@ def test_new_named_entries(tmp_path: Path) -> None:
 def test_residency_mode_override_reaches_the_instances() -> None:
     s = Scenario.from_overrides({"legal": {"residency_mode": "off"}})
     assert sample_instance(s, 0, num_tasks=5).residency_ok.all()
+
+
+def test_a_typo_in_a_user_series_is_an_error_not_a_blank(tmp_path: Path) -> None:
+    write_hourly(tmp_path / "carbon.csv", {"East US": [100.0] * 48, "West US": [200.0] * 48})
+    text = (tmp_path / "carbon.csv").read_text().splitlines()
+    text[8] = text[8].rsplit(",", 1)[0] + ',"12,5"'  # a decimal comma: not a number
+    (tmp_path / "carbon.csv").write_text("\n".join(text) + "\n")
+    header = SMALL_REGIONS + '[data]\ncarbon_g_per_kwh = "carbon.csv"\n[signals]\nnum_hours = 48\n'
+    with pytest.raises(ValueError, match=r"carbon.csv: column 'West US', row 7 = '12,5': expected a number"):
+        load(tmp_path, header + SMALL_NODES)
+
+
+def test_a_new_class_must_give_its_whole_residency_table(tmp_path: Path) -> None:
+    entry = dict(Scenario.default().spec["workload_classes"]["chat"])
+    fields = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in entry.items() if k != "residency")
+    text = f"[workload_classes.vision]\n{fields}\nresidency = {{ global = 1.0 }}\n"
+    with pytest.raises(ValueError, match=r"new entry 'workload_classes.vision': residency lacks \['domestic', "
+                                         r"'regional'\]"):
+        load(tmp_path, text)

@@ -412,10 +412,13 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
             r"Instance\.budget_ms: expected a float64 array of shape \(5,\)",
         ),
         ({"rounds": np.ones(5)}, r"Instance\.rounds: expected a int64 array of shape \(5,\), got float64"),
-        ({"gpu_s": np.array([1.0, -1.0, 1.0, 1.0, 1.0])}, r"Instance\.gpu_s: expected finite values >= 0"),
+        (
+            {"gpu_s": np.array([1.0, -1.0, 1.0, 1.0, 1.0])},
+            r"Instance\.gpu_s\[1\] = -1\.0: expected a finite number >= 0",
+        ),
         (
             {"energy_kwh": np.array([1.0, np.nan, 1.0, 1.0, 1.0])},
-            r"Instance\.energy_kwh: expected finite values",
+            r"Instance\.energy_kwh\[1\] = nan: expected a finite number >= 0",
         ),
         (
             {"price_usd_per_kwh": np.ones((3, 2))},
@@ -423,11 +426,20 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
             r"\(3, 3\)",
         ),
         ({"residency_ok": np.ones((2, 2, 3), dtype=bool)}, r"Instance\.residency_ok: .*shape \(2, 3, 3\)"),
-        ({"slot_idx": np.array([0, 0, 1, 2, 3])}, r"Instance\.slot_idx: expected indices in \[0, 3\)"),
-        ({"node_idx": np.array([0, 0, 1, 2, 0])}, r"Instance\.node_idx: expected indices in \[0, 2\)"),
+        ({"slot_idx": np.array([0, 0, 1, 2, 3])}, r"Instance\.slot_idx\[4\] = 3: expected an integer in \[0, 3\)"),
+        ({"node_idx": np.array([0, 0, 1, 2, 0])}, r"Instance\.node_idx\[3\] = 2: expected an integer in \[0, 2\)"),
         (
             {"residency_idx": np.array([0, 0, 1, 3, 1])},
-            r"Instance\.residency_idx: expected indices in \[0, 3\)",
+            r"Instance\.residency_idx\[3\] = 3: expected an integer in \[0, 3\)",
+        ),
+        ({"rounds": np.array([1, 0, 1, 1, 1])}, r"Instance\.rounds\[1\] = 0: expected an integer >= 1"),
+        (
+            {"slot_idx": np.array([0, 0, 1, 1, 2])},
+            r"Instance\.slot_idx\[3\] = 1: expected 2, the hour of arrival_h",
+        ),
+        (
+            {"arrival_h": np.array([0.25, 0.5, 1.5, 2.5, 2.25])},
+            r"Instance\.arrival_h\[4\] = .*2\.25 < arrival_h\[3\]: expected tasks in arrival order",
         ),
         ({"replica_window_h": 0}, r"Instance\.replica_window_h = 0: expected an integer >= 1"),
     ],
@@ -438,8 +450,22 @@ def test_instance_rejects_bad_arrays(toy_instance: Instance, change: dict, match
 
 
 def test_subset_keeps_episode_arrays(toy_instance: Instance) -> None:
-    sub = toy_instance.subset(np.array([1, 3]))
+    sub = toy_instance.subset(np.array([3, 1]))  # kept in arrival order whatever the index order
     assert sub.num_tasks == 2
     np.testing.assert_array_equal(sub.budget_ms, [200.0, 100.0])
     np.testing.assert_array_equal(sub.price_usd_per_kwh, toy_instance.price_usd_per_kwh)
     assert sub.num_windows == 2 and toy_instance.num_actions == 4 and toy_instance.overflow_action == 3
+
+
+def test_review_edge_cases_of_sampling(default_scenario: Scenario) -> None:
+    # a last partial hour holds that share of its slot's capacity
+    half = sample_instance(default_scenario, seed=0, num_tasks=20, horizon_h=2.5, start_hour=24)
+    np.testing.assert_allclose(half.capacity_gpu_s[-1], 0.5 * default_scenario.capacity_gpu_s[24 + 2])
+    np.testing.assert_allclose(half.capacity_gpu_s[0], default_scenario.capacity_gpu_s[24])
+    # a caller's generator: the seed argument is ignored, so it is not recorded
+    assert sample_instance(default_scenario, seed=5, rng=np.random.default_rng(1), num_tasks=3).seed is None
+    assert sample_instance(default_scenario, seed=5, num_tasks=3).seed == 5
+    for kwargs, match in (({"start_hour": 10.7}, "start_hour = 10.7"), ({"num_tasks": True}, "num_tasks = True"),
+                          ({"horizon_h": "abc"}, "horizon_h = 'abc'")):
+        with pytest.raises(ValueError, match=match):
+            sample_instance(default_scenario, seed=0, **kwargs)
