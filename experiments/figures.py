@@ -78,11 +78,14 @@ def plot(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_ylabel("")
             ax.set_title(policy)
             ax.invert_yaxis()
-        axes[0][0].legend(fontsize=8, loc="lower right")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
         fig.suptitle("Execution layers by workload class")
+        fig.tight_layout(rect=(0, 0.06, 1, 1))  # room for the legend below the panels
     else:
         raise ValueError(f"no figure for experiment {name!r}")
-    fig.tight_layout()
+    if name != "layers":  # layers laid out its own legend row
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return [path]

@@ -163,7 +163,9 @@ def solve_policies(cfg: ExperimentConfig, inst: Instance, seed: int) -> dict[str
         if name == "oracle":
             from baselines.milp import solve_hindsight
 
-            res = solve_hindsight(inst, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap)
+            # Settings already run in parallel processes: one solver thread each then.
+            res = solve_hindsight(inst, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap,
+                                  workers=1 if cfg.workers > 1 else None)
             out[name] = (res.plan, {"status": res.status, "mip_gap": res.mip_gap, "solve_s": time.perf_counter() - t})
         else:
             plan = make_heuristic(name, inst, seed=seed).plan(inst)
