@@ -1,0 +1,268 @@
+"""The MILP oracle (baselines.milp): brute force on tiny instances, regret >= 0, monotonicity, honest gaps."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from baselines.milp import MilpResult, regret, regret_interval, solve_hindsight, solve_rolling
+from envs import (
+    Instance,
+    Scenario,
+    check_plan_feasible,
+    cost_matrix,
+    evaluate_plan,
+    sample_instance,
+    static_mask,
+)
+from envs.costs import home_latency_ms, slot_usage_gpu_s
+from envs.scenario import CostParams
+
+TOL = 1e-6  # relative, on objectives
+
+
+def tiny_instance(seed: int, num_tasks: int, num_regions: int, *, integer_gpu: bool = False,
+                  replica_usd: float = 0.006, capacity_factor: float = 1.0) -> Instance:
+    """A hand-made episode: 4 slots, replica windows of 2 slots, 2 nodes, 2 models, tight capacity.
+
+    Model 0 is warm at every home region, model 1 nowhere, so replica charges arise. With
+    ``integer_gpu`` GPU-seconds and capacities are integers, so exact ties and full knapsacks occur.
+    """
+    rng = np.random.default_rng(seed)
+    K, R, S, N, M = num_tasks, num_regions, 4, 2, 2
+    node_home = np.array([0, R - 1])
+    node = rng.integers(0, N, K)
+    slot = np.sort(rng.integers(0, S, K))
+    gpu = rng.integers(1, 6, K).astype(float) if integer_gpu else rng.uniform(0.5, 5.0, K)
+    cache_gpu = np.zeros(K) if integer_gpu else rng.uniform(0.0, 1.0, K)
+    per_slot = np.bincount(slot, weights=gpu, minlength=S)
+    capacity = capacity_factor * per_slot[:, None] * rng.uniform(0.3, 1.0, (S, R))
+    if integer_gpu:
+        capacity = np.floor(capacity) + rng.integers(0, 2, (S, R))
+    residency_ok = rng.random((N, 3, R)) < 0.8
+    residency_ok[np.arange(N), :, node_home] = True  # home always legal
+    permanent = np.zeros((R, M), dtype=bool)
+    permanent[node_home, 0] = True
+    rtt = rng.uniform(1, 150, (N, R))
+    rtt[np.arange(N), node_home] = 1.0
+    f = np.float64
+    inst = Instance(
+        arrival_h=np.sort(slot + rng.random(K) * 0.99), slot_idx=slot.astype(np.int64),
+        node_idx=node.astype(np.int64), home_idx=node_home[node].astype(np.int64),
+        class_idx=rng.integers(0, 2, K), model_idx=rng.integers(0, M, K),
+        residency_idx=rng.integers(0, 3, K), budget_ms=np.zeros(K), rounds=rng.integers(1, 3, K),
+        requests=np.ones(K, dtype=np.int64), context_tokens=rng.integers(10, 100, K),
+        generated_tokens=rng.integers(10, 100, K), gpu_s=gpu.astype(f), energy_kwh=gpu * 0.7 / 3600,
+        inference_ms=rng.uniform(20, 80, K), cache_gpu_s=cache_gpu, cache_kwh=cache_gpu * 0.7 / 3600,
+        cache_ms=rng.uniform(0, 20, K), state_gb=rng.uniform(0, 1e-3, K), response_gb=rng.uniform(0, 1e-3, K),
+        delay_usd_per_ms=rng.uniform(1e-6, 1e-5, K), overflow_usd=rng.choice([0.01, 0.02], K),
+        price_usd_per_kwh=rng.uniform(0.02, 0.3, (S, R)), carbon_g_per_kwh=rng.uniform(50, 800, (S, R)),
+        pue=rng.uniform(1.05, 1.5, (S, R)), capacity_gpu_s=capacity, node_rtt_ms=rtt,
+        node_client_ms=rng.uniform(5, 15, N), queue_ms=rng.uniform(1, 10, R),
+        transfer_usd_per_gb=rng.uniform(0.01, 0.1, (R, R)), residency_ok=residency_ok,
+        replica_usd=np.array([replica_usd, 2 * replica_usd]), permanent_replica=permanent, replica_window_h=2,
+        start_hour=0, cost=CostParams(), region_names=tuple(f"r{i}" for i in range(R)),
+        node_names=("n0", "n1"), class_names=("a", "b"), model_names=("m0", "m1"), seed=seed,
+    )
+    return inst.replace(budget_ms=home_latency_ms(inst) + rng.uniform(0, 120, K))
+
+
+def brute_force(inst: Instance) -> tuple[float, np.ndarray]:
+    """The cheapest feasible plan by enumerating every combination of admissible actions."""
+    mask = static_mask(inst)
+    choices = [np.flatnonzero(mask[k]) for k in range(inst.num_tasks)]
+    best, best_plan = np.inf, np.zeros(0, dtype=np.int64)
+    cap = inst.capacity_gpu_s * (1 + 1e-9) + 1e-9
+    for combo in itertools.product(*choices):
+        plan = np.array(combo, dtype=np.int64)
+        if (slot_usage_gpu_s(inst, plan) > cap).any():
+            continue
+        c = evaluate_plan(inst, plan).total_usd
+        if c < best:
+            best, best_plan = c, plan
+    assert not check_plan_feasible(inst, best_plan)
+    return best, best_plan
+
+
+def close(a: float, b: float, rel: float = TOL) -> bool:
+    return abs(a - b) <= rel * max(1e-3, abs(a), abs(b))
+
+
+CASES = [(seed, K, R, integer) for seed, (K, R, integer) in enumerate(
+    [(3, 2, False), (4, 3, False), (5, 2, True), (5, 3, False), (6, 2, False), (6, 3, True), (6, 4, False),
+     (7, 2, True), (7, 3, False), (5, 4, True), (7, 2, False), (6, 3, False)])]
+
+
+@pytest.mark.parametrize(("seed", "num_tasks", "num_regions", "integer_gpu"), CASES)
+def test_milp_equals_brute_force(seed: int, num_tasks: int, num_regions: int, integer_gpu: bool) -> None:
+    inst = tiny_instance(seed, num_tasks, num_regions, integer_gpu=integer_gpu)
+    best, _ = brute_force(inst)
+    for linking in ("strong", "weak"):
+        res = solve_hindsight(inst, linking=linking)
+        assert res.status == "optimal" and res.mip_gap <= TOL
+        assert close(res.objective_usd, best), (linking, res.objective_usd, best)
+        assert res.dual_bound_usd <= best + TOL * best + 1e-12
+        assert close(evaluate_plan(inst, res.plan).total_usd, res.objective_usd, 1e-12)
+        assert not check_plan_feasible(inst, res.plan)
+
+
+def test_brute_force_cases_exercise_replicas_and_capacity() -> None:
+    """The tiny cases are not trivial: optima pay replica charges, fill capacity, leave tasks unserved."""
+    replicas = overflow = full = 0
+    for seed, K, R, integer in CASES:
+        inst = tiny_instance(seed, K, R, integer_gpu=integer)
+        plan = solve_hindsight(inst).plan
+        ev = evaluate_plan(inst, plan)
+        replicas += ev.replicas_opened > 0
+        overflow += ev.num_overflow > 0
+        full += bool((slot_usage_gpu_s(inst, plan) > 0.8 * inst.capacity_gpu_s).any())
+    assert replicas >= 4 and overflow >= 4 and full >= 4
+
+
+def capacity_repair(inst: Instance, wanted: np.ndarray) -> np.ndarray:
+    """``wanted`` actions kept in task order while capacity lasts, else overflow: a feasible plan."""
+    pc = cost_matrix(inst)
+    resid = inst.capacity_gpu_s.copy()
+    plan = np.full(inst.num_tasks, inst.overflow_action, dtype=np.int64)
+    for k, a in enumerate(wanted):
+        if a < inst.num_regions and pc.gpu_s[k, a] <= resid[inst.slot_idx[k], a]:
+            resid[inst.slot_idx[k], a] -= pc.gpu_s[k, a]
+            plan[k] = a
+    return plan
+
+
+def small_instances() -> list[Instance]:
+    """Sampled episodes of the default scenario, short and with capacity cut so that it binds."""
+    tight = Scenario.from_overrides({"capacity": {"scale": 0.05}})
+    return ([sample_instance(Scenario.default(), seed=s, num_tasks=300, horizon_h=8.0) for s in range(3)]
+            + [sample_instance(tight, seed=10 + s, num_tasks=120, horizon_h=4.0) for s in range(3)])
+
+
+@pytest.mark.parametrize("inst", small_instances(), ids=lambda i: f"seed{i.seed}")
+def test_oracle_beats_simple_plans(inst: Instance) -> None:
+    oracle = solve_hindsight(inst, time_limit_s=20.0)
+    assert oracle.proven_optimal
+    pc = cost_matrix(inst)
+    mask = static_mask(inst, pc)
+    cheapest = np.where(mask, pc.total_usd, np.inf).argmin(axis=1)
+    plans = {
+        "local": capacity_repair(inst, inst.home_idx),
+        "cheapest": capacity_repair(inst, cheapest),
+        "overflow": np.full(inst.num_tasks, inst.overflow_action),
+        "rolling": solve_rolling(inst, time_limit_s=10.0).plan,
+    }
+    for name, plan in plans.items():
+        assert not check_plan_feasible(inst, plan), name
+        r = regret(plan, oracle, inst)
+        assert r.regret_usd >= -TOL * oracle.objective_usd, (name, r)
+        assert oracle.objective_usd <= evaluate_plan(inst, plan).total_usd * (1 + TOL), name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_relaxing_budgets_never_raises_the_optimum(seed: int) -> None:
+    inst = tiny_instance(100 + seed, 7, 3) if seed < 2 else small_instances()[seed - 2]
+    base = solve_hindsight(inst, time_limit_s=10.0)
+    for extra in (10.0, 100.0, 1e4):
+        relaxed = solve_hindsight(inst.replace(budget_ms=inst.budget_ms + extra), time_limit_s=10.0)
+        # the relaxed optimum is at most the tighter one's: its bound can never exceed that incumbent
+        assert relaxed.dual_bound_usd <= base.objective_usd * (1 + TOL) + 1e-12
+        assert base.proven_optimal and relaxed.proven_optimal
+        assert relaxed.objective_usd <= base.objective_usd * (1 + TOL) + 1e-12
+        base = relaxed
+
+
+@pytest.fixture(scope="module")
+def limited() -> tuple[Instance, MilpResult]:
+    """A saturated instance (demand several times capacity) solved with a short time limit."""
+    inst = sample_instance(Scenario.default(), seed=3, num_tasks=12000, horizon_h=8.0)
+    return inst, solve_hindsight(inst, time_limit_s=3.0)
+
+
+def test_time_limited_solve_reports_an_honest_gap(limited: tuple[Instance, MilpResult]) -> None:
+    inst, res = limited
+    assert res.objective_usd == pytest.approx(evaluate_plan(inst, res.plan).total_usd, rel=1e-12)
+    assert not check_plan_feasible(inst, res.plan)
+    assert res.dual_bound_usd <= res.objective_usd
+    expected_gap = (res.objective_usd - res.dual_bound_usd) / res.objective_usd
+    assert res.mip_gap == pytest.approx(expected_gap, rel=1e-9)
+    assert (res.status == "optimal") == (res.mip_gap <= res.mip_rel_gap)
+    assert res.status != "optimal", "expected the 3 s limit to stop this instance short of a proof"
+    # blocks add up, and each block's bound is below its incumbent
+    assert res.dual_bound_usd == pytest.approx(sum(b.dual_bound_usd for b in res.blocks), rel=1e-12)
+    assert all(b.dual_bound_usd <= b.objective_usd + 1e-9 for b in res.blocks)
+    # the bound is a true lower bound: no feasible plan we know of beats it
+    rolling = solve_rolling(inst, time_limit_s=5.0)
+    assert res.dual_bound_usd <= rolling.objective_usd
+
+
+def test_regret_refuses_an_unproven_oracle(limited: tuple[Instance, MilpResult]) -> None:
+    inst, res = limited
+    plan = np.full(inst.num_tasks, inst.overflow_action)
+    with pytest.raises(ValueError, match="not proven optimal"):
+        regret(plan, res, inst)
+    r = regret_interval(plan, res, inst)
+    assert not r.proven and "interval" in str(r)
+    assert r.regret_usd == pytest.approx(evaluate_plan(inst, plan).total_usd - res.objective_usd)
+    assert r.regret_max_usd == pytest.approx(evaluate_plan(inst, plan).total_usd - res.dual_bound_usd)
+    assert r.regret_usd <= r.regret_max_usd
+
+
+def test_regret_checks_its_inputs() -> None:
+    inst = tiny_instance(7, 6, 3)
+    oracle = solve_hindsight(inst)
+    assert regret(oracle.plan, oracle, inst).regret_usd == pytest.approx(0.0, abs=1e-12)
+    assert regret(oracle.objective_usd + 1.0, oracle, inst).regret_usd == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="below the proven optimum"):
+        regret(oracle.objective_usd * 0.5, oracle, inst)
+    with pytest.raises(ValueError, match="another instance"):
+        regret(oracle.plan[:-1], oracle, inst.subset(np.arange(inst.num_tasks - 1)))
+    all_in_0 = np.zeros(inst.num_tasks, dtype=np.int64)
+    assert check_plan_feasible(inst, all_in_0)  # this case puts some task out of budget or capacity
+    with pytest.raises(ValueError, match="infeasible"):
+        regret(all_in_0, oracle, inst)
+
+
+def test_rolling_is_feasible_and_no_better_than_the_oracle() -> None:
+    for seed, K, R, integer in CASES[:6]:
+        inst = tiny_instance(seed, K, R, integer_gpu=integer)
+        roll = solve_rolling(inst)
+        oracle = solve_hindsight(inst)
+        assert roll.status == "optimal"
+        assert not check_plan_feasible(inst, roll.plan)
+        assert roll.objective_usd == pytest.approx(evaluate_plan(inst, roll.plan).total_usd, rel=1e-12)
+        assert roll.objective_usd >= oracle.objective_usd * (1 - TOL)
+
+
+def test_rolling_equals_hindsight_on_one_slot() -> None:
+    """With a single slot there is nothing to foresee: the rolling baseline is the oracle."""
+    inst = tiny_instance(42, 7, 3)
+    one = inst.subset(np.flatnonzero(inst.slot_idx == np.bincount(inst.slot_idx).argmax()))
+    assert close(solve_rolling(one).objective_usd, solve_hindsight(one).objective_usd)
+
+
+def test_rolling_uses_replicas_opened_earlier_in_the_window() -> None:
+    """Two tasks in consecutive slots of one window, both best served where no replica is permanent."""
+    inst = tiny_instance(5, 2, 2, replica_usd=1e-4)
+    inst = inst.replace(
+        slot_idx=np.array([0, 1]), arrival_h=np.array([0.5, 1.5]), model_idx=np.array([1, 1]),
+        node_idx=np.array([0, 0]), home_idx=np.array([0, 0]), residency_idx=np.array([0, 0]),
+        budget_ms=np.array([1e6, 1e6]), capacity_gpu_s=np.full((4, 2), 100.0),
+        residency_ok=np.ones((2, 3, 2), dtype=bool), overflow_usd=np.array([1.0, 1.0]),
+        price_usd_per_kwh=np.tile([10.0, 0.01], (4, 1)),
+    )
+    roll, oracle = solve_rolling(inst), solve_hindsight(inst)
+    assert list(roll.plan) == [1, 1] == list(oracle.plan)
+    assert evaluate_plan(inst, roll.plan).replicas_opened == 1
+    assert close(roll.objective_usd, oracle.objective_usd)
+
+
+def test_bad_arguments() -> None:
+    inst = tiny_instance(0, 3, 2)
+    with pytest.raises(ValueError, match="mip_rel_gap"):
+        solve_hindsight(inst, mip_rel_gap=-1.0)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        solve_hindsight(inst, time_limit_s=0.0)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        solve_rolling(inst, time_limit_s=-1.0)
