@@ -1,0 +1,346 @@
+"""Train learned placement agents with stable-baselines3 and sb3-contrib.
+
+``train(TrainConfig(...))`` builds vectorised training envs, the model (MaskablePPO by default; PPO, A2C
+and DQN act unmasked through the env's ``invalid_action="overflow"``), and runs it with a progress bar,
+TensorBoard logs, periodic checkpoints and an evaluation callback that plays fixed evaluation episodes and
+logs cost and relative regret against the hindsight oracle. A run lives in one folder::
+
+    OUT/config.json                  the TrainConfig (a resumed run must match it)
+    OUT/tb/<algo>_1/                 TensorBoard event files (a resume continues the same run)
+    OUT/checkpoints/step_<N>.zip     checkpoints; with .vecnormalize.pkl, .replay.pkl (DQN), .json sidecars
+    OUT/eval/eval_seed<S>.npz        the fixed evaluation episodes (seed in the name), and their oracle
+    OUT/eval/log.csv                 evaluation history: timesteps, wall_s, total_usd, relative_regret, ...
+    OUT/best_model.zip               the policy with the lowest evaluation cost so far
+    OUT/model.zip                    the final policy (+ sidecars)
+
+One seed makes a run reproducible: it seeds torch / numpy / the action space (SB3's ``set_random_seed``),
+the training episodes (sub-env e samples from ``seed + e``) and the evaluation episodes
+(``SeedSequence`` children of the seed). A resumed run reseeds with ``seed + num_timesteps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from agents.callbacks import (
+    Checkpoint,
+    ProgressBar,
+    RegretEval,
+    RunClock,
+    WallClockLimit,
+    latest_checkpoint,
+    save_run_state,
+)
+from agents.evaluate import (
+    algo_class,
+    cached_oracle,
+    evaluation_instances,
+    evaluation_seeds,
+    milp_module,
+    play,
+    torch_threads,
+)
+from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
+from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
+from envs.costs import evaluate_plan
+from envs.dynamics import ObsLayout
+from envs.placement import DEFAULT_REWARD_SCALE
+from envs.scenario import Scenario
+
+ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")
+POLICIES = ("region", "mlp")
+DATA_DIR = Path(__file__).resolve().parents[1] / "envs" / "data"
+NAMED_SCENARIOS = {"default": DATA_DIR / "default.toml", "contended": DATA_DIR / "contended.toml"}
+
+# Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "maskable_ppo": {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 512, "n_epochs": 4, "gamma": 0.99,
+                     "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2},
+    "ppo": {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 512, "n_epochs": 4, "gamma": 0.99,
+            "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2},
+    "a2c": {"learning_rate": 7e-4, "n_steps": 16, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01},
+    "dqn": {"learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
+            "train_freq": 4, "target_update_interval": 2_000, "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.02, "gamma": 0.99},
+}
+
+
+def resolve_named_scenario(name: str) -> Scenario:
+    """``default``, ``contended`` (packaged TOML files in ``envs/data``) or the path of a scenario TOML."""
+    if name == "default":
+        return Scenario.default()
+    path = NAMED_SCENARIOS.get(name, Path(name))
+    if not path.is_file():
+        raise ValueError(f"scenario = {name!r}: expected 'default', 'contended' or the path of a TOML file")
+    return Scenario.from_toml(path)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that defines a training run (saved as ``OUT/config.json``).
+
+    ``timesteps`` is the run's total of env steps (a resume trains up to it). ``num_tasks``: tasks per
+    training episode (``None``: the scenario's own Poisson count). ``norm_obs``: ``VecNormalize`` on the
+    observations (``None``: on for the ``mlp`` policy, off for ``region``, which scales its inputs itself).
+    ``eval_every`` / ``checkpoint_every``: in env steps (0 turns them off). ``max_minutes``: stop the session
+    after this wall time (a checkpoint is written and ``--resume`` goes on).
+    """
+
+    algo: str = "maskable_ppo"
+    scenario: str = "default"
+    timesteps: int = 100_000
+    seed: int = 0
+    out: str = "runs/agent"
+    policy: str = "region"
+    hidden: int = 64
+    num_envs: int = 8
+    vec_backend: str = "batch"
+    num_tasks: int | None = None
+    norm_obs: bool | None = None
+    norm_reward: bool = True
+    reward_scale: float = DEFAULT_REWARD_SCALE
+    hyperparams: Mapping[str, Any] = field(default_factory=dict)
+    eval_every: int = 50_000
+    eval_episodes: int = 4
+    eval_tasks: int | None = None
+    oracle_time_limit_s: float = 120.0
+    checkpoint_every: int = 100_000
+    max_minutes: float | None = None
+    progress_bar: bool = True
+    torch_threads: int = 1
+    verbose: int = 0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, expected: str) -> None:
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r}: expected {expected}")
+
+        need(self.algo in ALGOS, "algo", f"one of {ALGOS}")
+        need(self.policy in POLICIES, "policy", f"one of {POLICIES}")
+        need(self.vec_backend in VEC_BACKENDS, "vec_backend", f"one of {VEC_BACKENDS}")
+        for name in ("timesteps", "num_envs", "hidden", "torch_threads"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an integer >= 1")
+        for name in ("eval_every", "checkpoint_every", "eval_episodes", "seed"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an integer >= 0")
+        for name in ("num_tasks", "eval_tasks"):
+            v = getattr(self, name)
+            need(v is None or (isinstance(v, int) and v >= 1), name, "an integer >= 1 or None")
+        need(self.reward_scale > 0, "reward_scale", "a number > 0")
+        need(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "a number > 0 or None")
+        unknown = set(self.hyperparams) - set(ALGO_DEFAULTS[self.algo]) - {"policy_kwargs"}
+        need(not unknown, "hyperparams", f"keys among {sorted(ALGO_DEFAULTS[self.algo])}")
+
+    @property
+    def masked(self) -> bool:
+        return self.algo == "maskable_ppo"
+
+    @property
+    def obs_normalised(self) -> bool:
+        return self.policy == "mlp" if self.norm_obs is None else self.norm_obs
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hyperparams"] = dict(self.hyperparams)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """What a training session produced. Times in seconds, cumulated over the sessions of the run."""
+
+    out: Path
+    model_path: Path
+    num_timesteps: int
+    session_steps: int
+    wall_s: float
+    env_s: float
+    session_s: float
+    stopped_by_clock: bool
+    eval_history: list[dict[str, float]]
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per second of this session (training updates included)."""
+        return self.session_steps / self.session_s if self.session_s > 0 else float("nan")
+
+    @property
+    def env_share(self) -> float:
+        """Share of the run's wall time spent inside the env (steps and resets)."""
+        return self.env_s / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def build_env(cfg: TrainConfig, scenario: Scenario) -> VecEnv:
+    """Training envs: backend, ``TimedVecEnv`` (time inside the env), ``VecMonitor`` (episode returns),
+    ``VecNormalize`` when observations or rewards are normalised."""
+    venv: VecEnv = make_vec_env(scenario, cfg.num_envs, cfg.vec_backend, num_tasks=cfg.num_tasks,
+                                invalid_action="raise" if cfg.masked else "overflow", reward_scale=cfg.reward_scale)
+    venv = VecMonitor(TimedVecEnv(venv))
+    if cfg.obs_normalised or cfg.norm_reward:
+        gamma = float(cfg.hyperparams.get("gamma", ALGO_DEFAULTS[cfg.algo]["gamma"]))
+        venv = VecNormalize(venv, norm_obs=cfg.obs_normalised, norm_reward=cfg.norm_reward, gamma=gamma)
+    return venv
+
+
+def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, Any]]:
+    """The SB3 policy (class or name) and its ``policy_kwargs``."""
+    extra = dict(cfg.hyperparams.get("policy_kwargs", {}))
+    if cfg.policy == "mlp":
+        return ("MlpPolicy", extra)
+    layout = ObsLayout(tuple(c.name for c in scenario.classes), scenario.node_names, scenario.region_names)
+    cls = {"maskable_ppo": MaskableRegionPolicy, "dqn": RegionDQNPolicy}.get(cfg.algo, RegionActorCriticPolicy)
+    return cls, {"task_features": layout.task_features, "hidden": cfg.hidden, **extra}
+
+
+def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> Any:
+    policy, policy_kwargs = policy_spec(cfg, scenario)
+    hp = {**ALGO_DEFAULTS[cfg.algo], **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
+    if "batch_size" in hp and cfg.algo in ("maskable_ppo", "ppo"):  # a minibatch no larger than a rollout
+        hp["batch_size"] = min(int(hp["batch_size"]), int(hp["n_steps"]) * cfg.num_envs)
+    return algo_class(cfg.algo)(policy, venv, policy_kwargs=policy_kwargs, seed=cfg.seed, tensorboard_log=str(tb),
+                                verbose=cfg.verbose, device="cpu", **hp)
+
+
+def _load_model(cfg: TrainConfig, ckpt: Path, venv: VecEnv, tb: Path) -> Any:
+    model = algo_class(cfg.algo).load(ckpt, env=venv, device="cpu", tensorboard_log=str(tb))
+    replay = ckpt.with_name(ckpt.name.removesuffix(".zip") + ".replay.pkl")
+    if replay.is_file() and hasattr(model, "load_replay_buffer"):
+        model.load_replay_buffer(replay)
+    # Fresh episodes for the rest of the run, reproducible from (seed, checkpoint).
+    model.set_random_seed(cfg.seed + int(model.num_timesteps))
+    return model
+
+
+def evaluation_setup(cfg: TrainConfig, scenario: Scenario, eval_dir: Path,
+                     log: Any = print) -> tuple[list[Any], list[float], list[float]]:
+    """The fixed evaluation episodes of a run, their oracle costs (cached beside them; NaN without
+    ``baselines.milp``) and the greedy heuristic's costs (the reference)."""
+    seeds = evaluation_seeds(cfg.seed, cfg.eval_episodes)
+    instances = evaluation_instances(scenario, seeds, cfg.eval_tasks, eval_dir)
+    oracle: list[float] = []
+    have_milp = milp_module() is not None
+    if not have_milp:
+        log("evaluation: baselines.milp is not importable, so regret against the oracle is NaN")
+    for s, inst in zip(seeds, instances, strict=True):
+        if have_milp:
+            tag = f"_tasks{cfg.eval_tasks}" if cfg.eval_tasks is not None else ""
+            res = cached_oracle(inst, eval_dir / f"eval_seed{s}{tag}.oracle.npz", cfg.oracle_time_limit_s)
+            oracle.append(res.objective_usd)
+        else:
+            oracle.append(float("nan"))
+    greedy = [evaluate_plan(i, p).total_usd
+              for i, p in zip(instances, play(_greedy_batch(instances), instances, cfg.reward_scale), strict=True)]
+    return instances, oracle, greedy
+
+
+def _greedy_batch(instances: list[Any]) -> Any:
+    """The greedy heuristic as a batched policy (it only reads the observation and the mask)."""
+    from baselines.heuristics import make_heuristic
+
+    h = make_heuristic("greedy", instances[0])
+
+    def act(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.array([h.act(o, m) for o, m in zip(obs, mask, strict=True)], dtype=np.int64)
+
+    return act
+
+
+def _prune_eval_log(log_csv: Path, steps: int) -> None:
+    """Drop evaluation rows past ``steps``: a session that ended after its last checkpoint (killed, say)
+    left rows for a part of the run that the resume trains again."""
+    if log_csv.is_file():
+        import pandas as pd
+
+        log = pd.read_csv(log_csv)
+        log[log["timesteps"] <= steps].to_csv(log_csv, index=False)
+
+
+def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = None,
+          log: Any = print) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run ``cfg.out``; see the module docstring for its files.
+
+    ``scenario`` overrides ``cfg.scenario`` (for scenarios built in code; such a run cannot be resumed from
+    the command line, which reloads the scenario by name).
+    """
+    out = Path(cfg.out)
+    cfg_path = out / "config.json"
+    ckpt_dir, eval_dir, tb = out / "checkpoints", out / "eval", out / "tb"
+    ckpt = None
+    if resume:
+        if not cfg_path.is_file():
+            raise ValueError(f"--resume: {cfg_path} does not exist (expected the folder of an earlier run)")
+        stored = TrainConfig.from_json(json.loads(cfg_path.read_text()))
+        fixed = ("algo", "policy", "scenario", "seed", "num_envs", "vec_backend", "num_tasks", "norm_obs",
+                 "norm_reward", "hidden", "reward_scale")
+        diff = [f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}" for k in fixed
+                if getattr(stored, k) != getattr(cfg, k)]
+        if diff:
+            raise ValueError("--resume with settings that differ from the run's config.json: " + "; ".join(diff))
+        ckpt = latest_checkpoint(ckpt_dir)
+        if ckpt is None:
+            raise ValueError(f"--resume: no checkpoint in {ckpt_dir}")
+    elif cfg_path.is_file() and latest_checkpoint(ckpt_dir) is not None:
+        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(json.dumps(cfg.to_json(), indent=2))
+
+    scen = scenario if scenario is not None else resolve_named_scenario(cfg.scenario)
+    with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
+        return _train(cfg, scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
+
+
+def _train(cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_dir: Path, eval_dir: Path, tb: Path,
+           log: Any) -> TrainResult:
+    venv = build_env(cfg, scen)
+    wall0 = env0 = 0.0
+    if ckpt is not None:
+        norm_path = ckpt.with_name(ckpt.name.removesuffix(".zip") + ".vecnormalize.pkl")
+        if isinstance(venv, VecNormalize) and norm_path.is_file():
+            venv = VecNormalize.load(str(norm_path), venv.venv)
+        model = _load_model(cfg, ckpt, venv, tb)
+        state = json.loads(ckpt.with_name(ckpt.name.removesuffix(".zip") + ".json").read_text())
+        wall0, env0 = float(state["wall_s"]), float(state["env_s"])
+        _prune_eval_log(eval_dir / "log.csv", int(model.num_timesteps))
+        log(f"resuming {out} from {ckpt.name} at {model.num_timesteps} steps")
+    else:
+        model = _new_model(cfg, venv, scen, tb)
+    remaining = cfg.timesteps - int(model.num_timesteps)
+    clock = RunClock(wall0, env0)
+    checkpoint = Checkpoint(ckpt_dir, cfg.checkpoint_every, clock)
+    callbacks: list[Any] = [clock, checkpoint, ProgressBar(cfg.timesteps, cfg.progress_bar)]
+    evaluator = None
+    if cfg.eval_every > 0 and cfg.eval_episodes > 0:
+        instances, oracle, greedy = evaluation_setup(cfg, scen, eval_dir, log)
+        evaluator = RegretEval(instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv",
+                               out / "best_model.zip", cfg.algo, clock)
+        callbacks.append(evaluator)
+    limit = WallClockLimit(cfg.max_minutes * 60) if cfg.max_minutes is not None else None
+    if limit is not None:
+        callbacks.append(limit)
+    session0 = int(model.num_timesteps)
+    t = time.perf_counter()
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=ckpt is None,
+                    tb_log_name=cfg.algo, progress_bar=False)
+    session_s = time.perf_counter() - t
+    if evaluator is not None and remaining > 0:
+        evaluator.evaluate()  # the final policy, after the last update
+    if remaining > 0:
+        checkpoint.save()
+    save_run_state(model, out / "model.zip", clock)
+    venv.close()
+    return TrainResult(out, out / "model.zip", int(model.num_timesteps), int(model.num_timesteps) - session0,
+                       clock.wall_s, clock.env_s, session_s, bool(limit is not None and limit.stopped),
+                       evaluator.history if evaluator is not None else [])
