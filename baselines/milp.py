@@ -563,13 +563,16 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
         v = np.asarray(h.getSolution().col_value)
         if opt.mip_start and abs(float(model.col_cost @ v) - obj) > 1e-9 * max(1.0, abs(obj)):
             # HiGHS 1.16 may report the objective of its presolved incumbent yet return the MIP start
-            # itself (seen when presolve maps the start to a better point): solve again without a start.
-            retry = _solve_block(inst, pairs, deadline, expired, replace(opt, mip_start=False))
+            # itself (seen when presolve maps the start to a better point): solve again, no presolve.
+            if ("presolve", "off") in opt.highs:
+                raise RuntimeError("HiGHS returned a solution whose objective is not the one it reports")
+            retry = _solve_block(inst, pairs, deadline, expired,
+                                 replace(opt, highs=(*opt.highs, ("presolve", "off"))))
             st = retry.stats
             return replace(retry, stats=replace(
-                st, build_s=st.build_s + build_s, start_s=start_s, solve_s=st.solve_s + solve_s,
-                start_usd=start_usd, note="HiGHS returned its MIP start, not the solution it reported: "
-                                          "solved again without a start"))
+                st, build_s=st.build_s + build_s, start_s=st.start_s + start_s, solve_s=st.solve_s + solve_s,
+                note="HiGHS returned its MIP start, not the solution it reported: solved again without "
+                     "presolve"))
         chosen = v[:model.num_x] > ONE
     else:  # stopped before HiGHS took the start: the start is the incumbent, with whatever bound there is
         chosen, obj = start, start_usd

@@ -82,13 +82,16 @@ def solve_pulp(inst: Instance, time_limit_s: float, rel_gap: float) -> dict[str,
     for (k, a), v in x.items():
         if (v.varValue or 0.0) > 0.5:
             plan[k] = a
-    obj = evaluate_plan(inst, plan).total_usd
+    feasible = not check_plan_feasible(inst, plan)
+    # sol_status 1 optimal, 2 integer feasible; else PuLP holds no integer solution (LP values at best)
+    has_sol = prob.sol_status in (1, 2) and feasible
+    obj = evaluate_plan(inst, plan).total_usd if has_sol else float("nan")
     m = re.search(r"Lower bound:\s*([-0-9.eE+]+)", text)
     optimal = "Optimal solution found" in text
     bound = obj if optimal else (float(m.group(1)) if m else float("nan"))
-    status = "optimal" if optimal else f"{pulp.LpStatus[prob.status]} (sol_status {prob.sol_status})"
+    status = "optimal" if optimal else ("feasible" if has_sol else "no integer solution")
     return {"status": status, "objective_usd": obj, "bound_usd": bound, "build_s": build_s,
-            "solve_s": solve_s, "feasible": "yes" if not check_plan_feasible(inst, plan) else "NO",
+            "solve_s": solve_s, "feasible": "yes" if feasible else "NO",
             "num_vars": len(prob.variables())}
 
 
@@ -108,9 +111,9 @@ def show_ours(r: MilpResult) -> None:
 def show_pulp(p: dict[str, float | str]) -> None:
     obj, bound = float(p["objective_usd"]), float(p["bound_usd"])
     gap = (obj - bound) / obj if obj else 0.0
-    print(f"  PuLP : status {p['status']!s:10s} objective {obj:14.6f} USD  bound {bound:14.6f}  "
+    print(f"  PuLP : status {p['status']!s} objective {obj:14.6f} USD  bound {bound:14.6f}  "
           f"gap {gap:.2e}  build {float(p['build_s']):6.2f} s  solve {float(p['solve_s']):7.2f} s (CBC)  "
-          f"feasible {p['feasible']}  {p['num_vars']} vars")
+          f"plan read back feasible: {p['feasible']}  {p['num_vars']} vars")
 
 
 def utilisation(inst: Instance) -> float:
