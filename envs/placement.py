@@ -35,6 +35,17 @@ def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None
     return s
 
 
+def check_env_args(invalid_action: str, reward_scale: float, num_tasks: int | None) -> None:
+    """The constructor arguments the single and the vector env share."""
+    if invalid_action not in INVALID_ACTION_MODES:
+        raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+    if not (np.isfinite(reward_scale) and reward_scale > 0):
+        raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
+    if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer)
+                                  or num_tasks < 1):
+        raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
+
+
 def check_instance_fits(inst: Instance, layout: ObsLayout, num_models: int) -> None:
     """Reject an instance whose regions, nodes, classes or models differ from the env's scenario."""
     for name, got, want in (("region_names", inst.region_names, layout.region_names),
@@ -122,14 +133,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
     ) -> None:
-        if invalid_action not in INVALID_ACTION_MODES:
-            raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+        check_env_args(invalid_action, reward_scale, num_tasks)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
-        if not (np.isfinite(reward_scale) and reward_scale > 0):
-            raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
-        if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 1):
-            raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
         self.scenario = resolve_scenario(scenario, arrival)
         self.num_tasks, self.horizon_h = num_tasks, horizon_h
         self.invalid_action, self.reward_scale, self.render_mode = invalid_action, float(reward_scale), render_mode

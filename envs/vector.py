@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from envs.dynamics import COMPONENTS, EpisodeBatch, ObsLayout
 from envs.instance import Instance
-from envs.placement import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, check_instance_fits, resolve_scenario
+from envs.placement import DEFAULT_REWARD_SCALE, check_env_args, check_instance_fits, resolve_scenario
 from envs.scenario import Scenario
 from envs.workload import sample_instance
 
@@ -50,14 +50,9 @@ class PlacementVectorEnv(VectorEnv):
     ) -> None:
         if not (isinstance(num_envs, int | np.integer) and num_envs >= 1):
             raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
-        if invalid_action not in INVALID_ACTION_MODES:
-            raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+        check_env_args(invalid_action, reward_scale, num_tasks)
         if render_mode is not None:
             raise ValueError(f"render_mode = {render_mode!r}: the vector env does not render (expected None)")
-        if not (np.isfinite(reward_scale) and reward_scale > 0):
-            raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
-        if num_tasks is not None and (not isinstance(num_tasks, int | np.integer) or num_tasks < 1):
-            raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
         self.scenario = resolve_scenario(scenario, arrival)
         s = self.scenario
         self.num_envs = int(num_envs)
