@@ -37,7 +37,7 @@ from envs.dynamics import EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.placement import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, PlacementEnv, resolve_scenario
 from envs.scenario import Scenario
-from envs.workload import sample_instance
+from envs.workload import sample_episode
 
 VEC_BACKENDS = ("batch", "dummy", "subproc")
 
@@ -93,10 +93,7 @@ class PlacementBatchVecEnv(VecEnv):
 
     def _sample(self, e: int) -> Instance:
         # The same draws as PlacementEnv.reset, so every backend plays the same episodes for a seed.
-        inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=self.num_tasks, horizon_h=self.horizon_h)
-        if inst.num_tasks == 0:
-            inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=1, horizon_h=self.horizon_h)
-        return inst
+        return sample_episode(self.scenario, self._rngs[e], self.num_tasks, self.horizon_h)
 
     def reset(self) -> VecEnvObs:
         for e, sd in enumerate(self._seeds):

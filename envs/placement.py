@@ -14,7 +14,7 @@ from envs.costs import infeasibility_reason
 from envs.dynamics import COMPONENTS, REGION_FEATURES, EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.scenario import Scenario
-from envs.workload import sample_instance
+from envs.workload import sample_episode
 
 INVALID_ACTION_MODES = ("raise", "overflow")
 DEFAULT_REWARD_SCALE = 100.0  # reward units per USD: a reward of -1 is a cost of 1 US cent
@@ -161,10 +161,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
             raise ValueError(f"reset options {sorted(unknown)}: expected only 'instance'")
         inst = options.get("instance")
         if inst is None:
-            inst = sample_instance(self.scenario, rng=self.np_random, num_tasks=self.num_tasks,
-                                   horizon_h=self.horizon_h)
-            if inst.num_tasks == 0:  # a Poisson count of zero: an empty episode cannot be stepped
-                inst = sample_instance(self.scenario, rng=self.np_random, num_tasks=1, horizon_h=self.horizon_h)
+            inst = sample_episode(self.scenario, self.np_random, self.num_tasks, self.horizon_h)
         elif not isinstance(inst, Instance):
             raise ValueError(f"options['instance'] = {type(inst).__name__}: expected an envs.Instance")
         else:

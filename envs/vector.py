@@ -16,7 +16,7 @@ from envs.dynamics import COMPONENTS, EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.placement import DEFAULT_REWARD_SCALE, check_env_args, check_instance_fits, resolve_scenario
 from envs.scenario import Scenario
-from envs.workload import sample_instance
+from envs.workload import sample_episode
 
 
 class PlacementVectorEnv(VectorEnv):
@@ -80,10 +80,7 @@ class PlacementVectorEnv(VectorEnv):
         return list(self._batch.instances)
 
     def _sample(self, e: int) -> Instance:
-        inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=self.num_tasks, horizon_h=self.horizon_h)
-        if inst.num_tasks == 0:  # same rule as the single env
-            inst = sample_instance(self.scenario, rng=self._rngs[e], num_tasks=1, horizon_h=self.horizon_h)
-        return inst
+        return sample_episode(self.scenario, self._rngs[e], self.num_tasks, self.horizon_h)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None

@@ -269,3 +269,14 @@ def sample_instance(
         seed=seed,
     )
     return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
+
+
+def sample_episode(scenario: Scenario, rng: np.random.Generator, num_tasks: int | None = None,
+                   horizon_h: float | None = None) -> Instance:
+    """An episode an env can step: :func:`sample_instance`, redrawn with one task when a random count
+    comes out zero. The single env, the vector env and the training envs all use it, so they play the
+    same episodes for a seed."""
+    inst = sample_instance(scenario, rng=rng, num_tasks=num_tasks, horizon_h=horizon_h)
+    if inst.num_tasks == 0:
+        inst = sample_instance(scenario, rng=rng, num_tasks=1, horizon_h=horizon_h)
+    return inst

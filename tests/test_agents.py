@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch as th
+from conftest import TOY_NODES, TOY_REGIONS
 
 from agents.evaluate import (
     Agent,
@@ -30,28 +31,7 @@ from envs.instance import Instance
 from envs.placement import PlacementEnv
 from experiments.cli import main
 
-TOY_REGIONS = ["East US", "West US", "Canada Central"]
-TOY_NODES = {"us-east", "us-west", "toronto"}
 TASKS = 40  # tasks per episode in these tests
-
-
-@pytest.fixture(scope="module")
-def default_scenario() -> Scenario:
-    return Scenario.default()
-
-
-@pytest.fixture(scope="module")
-def toy_scenario(default_scenario: Scenario) -> Scenario:
-    """Three North-American regions with scarce capacity and cold replicas, so masks and replicas bite."""
-    drop = {n: {"traffic_share": 0.0} for n in default_scenario.spec["service_nodes"] if n not in TOY_NODES}
-    return default_scenario.with_overrides({
-        "regions": TOY_REGIONS,
-        "service_nodes": drop,
-        "region_defaults": {"num_gpus": 1},
-        "workload": {"rate_per_h": 60.0, "horizon_h": 6.0},
-        "frictions": {"replica_window_h": 2},
-        "models": {"llm-70b": {"warm_at_home": False}},
-    })
 
 
 def small_config(tmp_path: Path, algo: str = "maskable_ppo", **changes: object) -> TrainConfig:

@@ -9,6 +9,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import TOY_NODES, TOY_REGIONS
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -16,28 +17,6 @@ import envs
 from envs import ENV_ID, Scenario, check_plan_feasible, evaluate_plan, sample_instance
 from envs.placement import PlacementEnv
 from envs.vector import PlacementVectorEnv
-
-TOY_REGIONS = ["East US", "West US", "Canada Central"]
-TOY_NODES = {"us-east", "us-west", "toronto"}
-
-
-@pytest.fixture(scope="module")
-def default_scenario() -> Scenario:
-    return Scenario.default()
-
-
-@pytest.fixture(scope="module")
-def toy_scenario(default_scenario: Scenario) -> Scenario:
-    """Three North-American regions, scarce capacity, so masks and replicas bite in short episodes."""
-    drop = {n: {"traffic_share": 0.0} for n in default_scenario.spec["service_nodes"] if n not in TOY_NODES}
-    return default_scenario.with_overrides({
-        "regions": TOY_REGIONS,
-        "service_nodes": drop,
-        "region_defaults": {"num_gpus": 1},
-        "workload": {"rate_per_h": 60.0, "horizon_h": 6.0},
-        "frictions": {"replica_window_h": 2},
-        "models": {"llm-70b": {"warm_at_home": False}},
-    })
 
 
 def random_masked_rollout(env: gym.Env, seed: int, rng_seed: int = 0, options=None):
