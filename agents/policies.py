@@ -5,15 +5,17 @@ region features feature-major, see :class:`envs.dynamics.ObsLayout`) and scores 
 weights:
 
 1. **Task encoder** ``t = MLP(task)``: workload class and residency one-hots, the task's scalars (slack,
-   energy, GPU time, rounds, overflow and replica charges, progress) and the hour of day as sin / cos. The
-   service-node one-hot is left out on purpose: its length is tied to the scenario's nodes, and what it
-   tells (which region is near and which is home) is already in each region's latency, slack and cost.
+   energy, GPU time, rounds, overflow and replica charges, progress, the share of the hour slot gone) and
+   the hour of day as sin / cos. The service-node one-hot is left out on purpose: its length is tied to
+   the scenario's nodes, and what it tells (which region is near and which is home) is already in each
+   region's latency, slack and cost.
 2. **Region encoder** ``h_i = MLP(region_i, t)`` for every region i, plus one pseudo-region for the
    overflow action (cost = the SLO penalty, always feasible, flagged ``is_overflow``), so overflow is
    scored by the same network against the same cost scale (its own logit, from the task features).
    Derived inputs give the scorer the greedy signal directly: the full marginal cost
-   ``cost + (1 - warm) x replica_cost``, and that cost minus the overflow cost and minus the cheapest
-   admissible action's.
+   ``cost + (1 - warm) x replica_cost``, that cost minus the overflow cost and minus the cheapest
+   admissible action's, and how many tasks like this one the region's slot still holds (capacity foresight:
+   the same share left means little room on one GPU and much on eight).
 3. **Context** ``c = [mean_i h_i, max_i h_i]`` (permutation-invariant pooling, DeepSets style), so each
    score can depend on the other regions (capacity elsewhere, how much cheaper the best option is).
 4. **Scorer** ``logit_i = w . MLP(h_i, c)``: one logit per action, ``[B, R + 1]``, overflow last.
@@ -53,11 +55,13 @@ TASK_SCALARS: dict[str, float] = {
     "replica_cost": 1.0,
 }
 REGION_SCALES: dict[str, float] = {
-    "price_usd_per_kwh": 10.0, "carbon_kg_per_kwh": 2.0, "pue": 1.0, "capacity_left": 1.0, "latency_s": 10.0,
+    "price_usd_per_kwh": 10.0, "carbon_kg_per_kwh": 2.0, "pue": 1.0, "capacity_left": 1.0, "gpu_h_left": 1.0,
+    "latency_s": 10.0,
     "slack_s": 10.0, "cost": 1.0, "replica_warm": 1.0, "feasible": 1.0,
 }
 _SYMLOG_REGION = {"latency_s", "slack_s", "cost"}  # heavy-tailed: squashed; the others are bounded
-NUM_DERIVED = 4  # is_overflow, symlog(full cost), symlog(full - overflow), symlog(full - cheapest admissible)
+# is_overflow, symlog(full cost), symlog(full - overflow), symlog(full - cheapest admissible), symlog(tasks that fit)
+NUM_DERIVED = 5
 
 
 def symlog(x: th.Tensor) -> th.Tensor:
@@ -99,7 +103,7 @@ class RegionNet(nn.Module):
         names = list(task_features)
         self.num_task_features = len(names)
         self.num_region_features = len(region_features)
-        missing = [n for n in (*TASK_SCALARS, "progress", "hour_utc") if n not in names]
+        missing = [n for n in (*TASK_SCALARS, "progress", "hour_utc", "hour_elapsed") if n not in names]
         missing += [n for n in REGION_SCALES if n not in region_features]
         if missing:
             raise ValueError(f"observation layout lacks features {missing}: expected the layout of envs.dynamics")
@@ -109,9 +113,12 @@ class RegionNet(nn.Module):
                              persistent=False)
         self.register_buffer("scalar_scale", th.tensor(list(TASK_SCALARS.values())), persistent=False)
         self.i_progress, self.i_hour = names.index("progress"), names.index("hour_utc")
+        self.i_elapsed = names.index("hour_elapsed")
         self.i_overflow, self.i_replica = names.index("overflow_cost"), names.index("replica_cost")
+        self.i_gpu_h = names.index("gpu_h")
         rf = list(region_features)
         self.f_cost, self.f_warm, self.f_feasible = rf.index("cost"), rf.index("replica_warm"), rf.index("feasible")
+        self.f_gpu_left = rf.index("gpu_h_left")
         self.register_buffer("region_scale", th.tensor([REGION_SCALES[n] for n in rf]), persistent=False)
         self.register_buffer("region_symlog", th.tensor([n in _SYMLOG_REGION for n in rf]), persistent=False)
         self.register_buffer("region_shift", th.tensor([1.0 if n == "pue" else 0.0 for n in rf]), persistent=False)
@@ -121,7 +128,7 @@ class RegionNet(nn.Module):
             pseudo[rf.index(n)] = v
         self.register_buffer("overflow_row", pseudo, persistent=False)
 
-        task_in = len(onehot) + len(TASK_SCALARS) + 3  # + progress, sin and cos of the hour
+        task_in = len(onehot) + len(TASK_SCALARS) + 4  # + progress, hour elapsed, sin and cos of the hour
         region_in = len(rf) + NUM_DERIVED
         self.task_mlp = _mlp([task_in, hidden, hidden], activation)
         self.encoder = _mlp([region_in + hidden, hidden, hidden], activation)
@@ -146,7 +153,8 @@ class RegionNet(nn.Module):
         task = obs[:, :ft]
         hour = task[:, self.i_hour] * (2 * math.pi / 24)
         t_in = th.cat([task[:, self.onehot_idx], symlog(task[:, self.scalar_idx] * self.scalar_scale),
-                       task[:, self.i_progress, None], th.sin(hour)[:, None], th.cos(hour)[:, None]], dim=1)
+                       task[:, self.i_progress, None], task[:, self.i_elapsed, None], th.sin(hour)[:, None],
+                       th.cos(hour)[:, None]], dim=1)
         t = self.task_mlp(t_in)
 
         raw = obs[:, ft:].reshape(B, self.num_region_features, R).transpose(1, 2)  # [B, R, F_r]
@@ -161,7 +169,9 @@ class RegionNet(nn.Module):
         is_overflow[:, -1] = 1.0
         scaled = (raw - self.region_shift) * self.region_scale
         scaled = th.where(self.region_symlog, symlog(scaled), scaled)
-        derived = th.stack([is_overflow, symlog(full), symlog(full - overflow[:, None]), symlog(full - cheapest)], -1)
+        fits = raw[..., self.f_gpu_left] / task[:, self.i_gpu_h, None].clamp_min(1e-9)  # 0 for overflow
+        derived = th.stack([is_overflow, symlog(full), symlog(full - overflow[:, None]), symlog(full - cheapest),
+                            symlog(fits)], -1)
         x = th.cat([scaled, derived], dim=-1)
         h = self.encoder(th.cat([x, t[:, None, :].expand(-1, R + 1, -1)], dim=-1))
         c = th.cat([h.mean(dim=1), h.max(dim=1).values], dim=-1)

@@ -106,8 +106,8 @@ class PlacementBatchVecEnv(VecEnv):
             self._batch.load(e, inst)
         self._reset_seeds()
         self._reset_options()
-        self._mask = self._batch.action_masks()
-        return self._batch.observe(self._mask)
+        self._mask, obs = self._batch.masks_and_observations()
+        return obs
 
     def step_async(self, actions: NDArray[Any]) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64, copy=False)
@@ -119,7 +119,7 @@ class PlacementBatchVecEnv(VecEnv):
         if a.min() < 0 or a.max() > R:
             e = int(np.argmax((a < 0) | (a > R)))
             raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {R}]")
-        invalid = ~self._mask[self._rows, a]
+        invalid = ~np.take(self._mask, self._rows * (R + 1) + a)
         if invalid.any():
             if self.invalid_action == "raise":
                 e = int(np.argmax(invalid))
@@ -134,8 +134,8 @@ class PlacementBatchVecEnv(VecEnv):
             infos[j]["terminal_observation"] = np.zeros(self.layout.size, dtype=np.float32)
             infos[j]["TimeLimit.truncated"] = False
             b.load(j, self._sample(j))
-        self._mask = b.action_masks()
-        return b.observe(self._mask), rewards, dones, infos
+        self._mask, obs = b.masks_and_observations()
+        return obs, rewards, dones, infos
 
     def action_masks(self) -> NDArray[np.bool_]:
         """``bool [num_envs, R + 1]``: admissible actions of each sub-env's current task."""

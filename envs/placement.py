@@ -74,9 +74,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     ``invalid_action="raise"`` (default); with ``"overflow"`` it executes the overflow action and sets
     ``info["invalid_action"] = True`` (for unmasked algorithms).
 
-    **Observation** ``Box(float32, (F_t + 9 * R,))``: the task features, then the 9 region features
+    **Observation** ``Box(float32, (F_t + 10 * R,))``: the task features, then the 10 region features
     feature-major (a block of R values per feature, regions in ``scenario.region_names`` order). Names
-    are in ``env.unwrapped.layout``; :meth:`ObsLayout.split` returns ``(task [F_t], regions [R, 9])``:
+    are in ``env.unwrapped.layout``; :meth:`ObsLayout.split` returns ``(task [F_t], regions [R, 10])``:
 
     =====================  ==========  =========================================================
     task feature           shape       meaning (unit)
@@ -92,13 +92,14 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     replica_cost           [1]         charge for bringing up the task's model where it is cold (reward units)
     progress               [1]         share of the episode's tasks already placed
     hour_utc               [1]         hour of day of the task's slot (UTC)
+    hour_elapsed           [1]         share of the task's hour slot gone at its arrival, [0, 1]
     =====================  ==========  =========================================================
 
     region features (each region): ``price_usd_per_kwh``, ``carbon_kg_per_kwh``, ``pue`` (the slot's
-    signals), ``capacity_left`` (share of the slot's GPU-seconds free), ``latency_s`` (the task's
-    end-to-end latency there), ``slack_s`` (budget minus that latency), ``cost`` (the task's cost there in
-    reward units, before a replica charge: the step costs ``cost + (1 - replica_warm) * replica_cost``),
-    ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
+    signals), ``capacity_left`` (share of the slot's GPU-seconds free), ``gpu_h_left`` (the same in
+    GPU-hours), ``latency_s`` (the task's end-to-end latency there), ``slack_s`` (budget minus that
+    latency), ``cost`` (the task's cost there in reward units, before a replica charge: the step costs
+    ``cost + (1 - replica_warm) * replica_cost``), ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
 
     **Reward** ``-reward_scale * cost_usd`` where ``cost_usd`` is the step's cost from the shared cost
     model (:mod:`envs.costs`): the task's weighted cost plus ``eta`` times any replica charge it triggers.

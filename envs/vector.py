@@ -137,7 +137,7 @@ class PlacementVectorEnv(VectorEnv):
         resetting = self._prev_done.copy()
         active = ~resetting
         k = b.t.copy()
-        invalid = active & ~self._mask[self._rows, a]
+        invalid = active & ~np.take(self._mask, self._rows * (self.num_regions + 1) + a)
         if invalid.any():
             if self.invalid_action == "raise":
                 e = int(np.argmax(invalid))

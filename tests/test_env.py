@@ -15,6 +15,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs import ENV_ID, Scenario, check_plan_feasible, evaluate_plan, sample_instance
+from envs.costs import capacity_limit_gpu_s
+from envs.dynamics import REGION_FEATURES
 from envs.placement import PlacementEnv
 from envs.vector import PlacementVectorEnv
 
@@ -159,20 +161,30 @@ def test_observation_fields_match_the_cost_model(toy_scenario: Scenario) -> None
     inst = env.instance
     pc = envs.cost_matrix(inst)
     layout = env.layout
+    used = np.zeros((inst.num_slots, inst.num_regions))  # GPU-s placed so far, per slot and region
     for k in range(inst.num_tasks):
         task, regions = layout.split(obs)
         feats = dict(zip(layout.task_features, task, strict=True))
+        f = {name: regions[:, j] for j, name in enumerate(REGION_FEATURES)}
+        s = inst.slot_idx[k]
         assert feats[f"class={inst.class_names[inst.class_idx[k]]}"] == 1.0
         assert feats[f"node={inst.node_names[inst.node_idx[k]]}"] == 1.0
+        assert sum(v for n, v in feats.items() if "=" in n) == 3.0  # class, residency, node
         assert feats["rounds"] == inst.rounds[k]
-        np.testing.assert_allclose(regions[:, 4], pc.latency_ms[k, :-1] / 1000, rtol=1e-6)
-        np.testing.assert_allclose(regions[:, 6], pc.total_usd[k, :-1] * env.reward_scale, rtol=1e-5)
-        np.testing.assert_allclose(regions[:, 0], inst.price_usd_per_kwh[inst.slot_idx[k]], rtol=1e-6)
-        np.testing.assert_array_equal(regions[:, 8].astype(bool), info["action_mask"][:-1])
+        assert feats["hour_elapsed"] == pytest.approx(inst.arrival_h[k] - s, abs=1e-6)
+        np.testing.assert_allclose(f["latency_s"], pc.latency_ms[k, :-1] / 1000, rtol=1e-6)
+        np.testing.assert_allclose(f["cost"], pc.total_usd[k, :-1] * env.reward_scale, rtol=1e-5)
+        np.testing.assert_allclose(f["price_usd_per_kwh"], inst.price_usd_per_kwh[s], rtol=1e-6)
+        left = capacity_limit_gpu_s(inst.capacity_gpu_s[s], share=0.5) - used[s]
+        np.testing.assert_allclose(f["gpu_h_left"], left / 3600, rtol=1e-5)
+        np.testing.assert_allclose(f["capacity_left"], left / inst.capacity_gpu_s[s], rtol=1e-5)
+        np.testing.assert_array_equal(f["feasible"].astype(bool), info["action_mask"][:-1])
         # the step's cost is cost + (1 - warm) * replica_cost, as documented
-        a = int(np.flatnonzero(info["action_mask"])[0])
-        expected = (regions[a, 6] + (1 - regions[a, 7]) * feats["replica_cost"]) if a < inst.num_regions else \
-            feats["overflow_cost"]
+        a = int(np.flatnonzero(info["action_mask"])[-2 if k % 2 else 0])
+        expected = (f["cost"][a] + (1 - f["replica_warm"][a]) * feats["replica_cost"]) if a < inst.num_regions \
+            else feats["overflow_cost"]
+        if a < inst.num_regions:
+            used[s, a] += pc.gpu_s[k, a]
         obs, r, term, _, info = env.step(a)
         assert -r == pytest.approx(expected, rel=1e-5)
     assert term
