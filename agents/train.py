@@ -62,6 +62,8 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "envs" / "data"
 NAMED_SCENARIOS = {"default": DATA_DIR / "default.toml", "contended": DATA_DIR / "contended.toml"}
 
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
+# learning_rate and clip_range also take "lin_<start>" (RL Zoo's spelling): linear decay from <start> at
+# the first step to 0 at ``timesteps`` (a run stopped by ``max_minutes`` stops earlier on the way down).
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "maskable_ppo": {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 512, "n_epochs": 4, "gamma": 0.99,
                      "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2},
@@ -72,6 +74,33 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
             "train_freq": 4, "target_update_interval": 2_000, "exploration_fraction": 0.2,
             "exploration_final_eps": 0.02, "gamma": 0.99},
 }
+
+
+SCHEDULED = ("learning_rate", "clip_range")
+
+
+@dataclass(frozen=True, slots=True)
+class LinearSchedule:
+    """SB3 schedule ``progress_remaining -> start * progress_remaining`` (1 at the first step, 0 at the last)."""
+
+    start: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.start * progress_remaining
+
+
+def schedule(value: Any) -> float | LinearSchedule:
+    """A number > 0 (constant) or ``"lin_<number>"`` (linear decay to 0); ``ValueError`` otherwise."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value.removeprefix("lin_"))
+        except ValueError:
+            start = float("nan")
+        if start > 0:
+            return LinearSchedule(start)
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError("expected a number > 0 or 'lin_<number > 0>' (linear decay to 0 over the run)")
 
 
 def resolve_named_scenario(name: str) -> Scenario:
@@ -138,6 +167,12 @@ class TrainConfig:
         need(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "a number > 0 or None")
         unknown = set(self.hyperparams) - set(ALGO_DEFAULTS[self.algo]) - {"policy_kwargs"}
         need(not unknown, "hyperparams", f"keys among {sorted(ALGO_DEFAULTS[self.algo])}")
+        for name in SCHEDULED:
+            if name in self.hyperparams:
+                try:
+                    schedule(self.hyperparams[name])
+                except ValueError as err:
+                    raise ValueError(f"TrainConfig.hyperparams[{name!r}] = {self.hyperparams[name]!r}: {err}") from None
 
     @property
     def masked(self) -> bool:
@@ -207,6 +242,9 @@ def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, An
 def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> Any:
     policy, policy_kwargs = policy_spec(cfg, scenario)
     hp = {**ALGO_DEFAULTS[cfg.algo], **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
+    for name in SCHEDULED:
+        if name in hp:
+            hp[name] = schedule(hp[name])
     if "batch_size" in hp and cfg.algo in ("maskable_ppo", "ppo"):  # a minibatch no larger than a rollout
         hp["batch_size"] = min(int(hp["batch_size"]), int(hp["n_steps"]) * cfg.num_envs)
     return algo_class(cfg.algo)(policy, venv, policy_kwargs=policy_kwargs, seed=cfg.seed, tensorboard_log=str(tb),

@@ -10,7 +10,7 @@ from typing import Any
 ALGO_CHOICES = ["maskable_ppo", "ppo", "a2c", "dqn"]
 
 
-def _hyperparam(text: str) -> tuple[str, object]:
+def hyperparam(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, lists), else a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -102,8 +102,9 @@ def add_subcommands(sub: Any) -> None:
     tr.add_argument("--norm-obs", action=argparse.BooleanOptionalAction, default=None,
                     help="VecNormalize observations (default: on for mlp, off for region)")
     tr.add_argument("--no-norm-reward", action="store_true", help="do not normalise rewards")
-    tr.add_argument("--hp", type=_hyperparam, action="append", metavar="KEY=VALUE",
-                    help="algorithm hyperparameter, e.g. --hp learning_rate=1e-4 (repeatable)")
+    tr.add_argument("--hp", type=hyperparam, action="append", metavar="KEY=VALUE",
+                    help="algorithm hyperparameter, e.g. --hp learning_rate=1e-4 or learning_rate=lin_3e-4 "
+                         "(linear decay to 0 at --timesteps); repeatable")
     tr.add_argument("--eval-every", type=int, default=50_000, metavar="N", help="env steps between evaluations")
     tr.add_argument("--eval-episodes", type=int, default=4, help="fixed evaluation episodes (default 4)")
     tr.add_argument("--eval-tasks", type=int, default=None, help="tasks per evaluation episode (default: Poisson)")

@@ -40,6 +40,7 @@ from agents.evaluate import (
     summarise,
 )
 from agents.train import TrainConfig, TrainResult, resolve_named_scenario, train
+from experiments.agents_cli import hyperparam
 
 TARGET_REGRET = {"contended": 0.05, "default": 0.03}
 
@@ -108,7 +109,7 @@ def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, 
                           out=str(folder), num_envs=args.num_envs, num_tasks=args.tasks, eval_every=args.eval_every,
                           eval_episodes=args.eval_episodes, eval_tasks=args.tasks,
                           oracle_time_limit_s=args.oracle_time_limit, checkpoint_every=args.eval_every,
-                          max_minutes=args.minutes, progress_bar=not args.no_progress)
+                          max_minutes=args.minutes, progress_bar=not args.no_progress, hyperparams=dict(args.hp or []))
         print(f"\n[{name}] training MaskablePPO ({policy} policy) for at most {args.minutes:g} min ...")
         runs[policy] = train(cfg, resume=args.resume and (folder / "config.json").is_file())
         r = runs[policy]
@@ -158,7 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=["contended", "default"])
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget per scenario")
-    parser.add_argument("--max-steps", type=int, default=50_000_000, help="step cap (the time budget binds first)")
+    parser.add_argument("--max-steps", type=int, default=50_000_000,
+                        help="step cap, where a lin_ schedule reaches 0 (by default the time budget binds first)")
     parser.add_argument("--episodes", type=int, default=10, help="fresh evaluation episodes per scenario")
     parser.add_argument("--tasks", type=int, default=None, help="tasks per episode (default: the scenario's)")
     parser.add_argument("--num-envs", type=int, default=8)
@@ -166,6 +168,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=4, help="fixed episodes of the training evaluation")
     parser.add_argument("--oracle-time-limit", type=float, default=120.0, help="seconds per oracle solve")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hp", type=hyperparam, action="append", metavar="KEY=VALUE",
+                        help="MaskablePPO hyperparameter, as for geoinfer train (e.g. --hp learning_rate=lin_3e-4)")
     parser.add_argument("--compare-mlp", action="store_true", help="also train SB3's default MLP policy")
     parser.add_argument("--backends", action="store_true", help="first measure steps/s of the vec-env backends")
     parser.add_argument("--resume", action="store_true", help="continue the runs in --out instead of restarting")

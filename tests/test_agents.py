@@ -251,6 +251,27 @@ def test_config_validation() -> None:
         TrainConfig(num_envs=0)
     with pytest.raises(ValueError, match="scenario"):
         resolve_named_scenario("no/such/file.toml")
+    for bad in ("lin_x", "lin_-1", "fast", -1e-4, True):
+        with pytest.raises(ValueError, match=r"hyperparams\['learning_rate'\] = .*expected a number > 0 or 'lin_"):
+            TrainConfig(hyperparams={"learning_rate": bad})
+
+
+def test_linear_schedule_decays_to_zero_over_the_run_and_survives_resume(tmp_path: Path,
+                                                                        toy_scenario: Scenario) -> None:
+    hp = {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "learning_rate": "lin_1e-3", "clip_range": "lin_0.2"}
+    cfg = small_config(tmp_path, timesteps=256, eval_every=0, hyperparams=hp)
+    train(cfg, scenario=toy_scenario, log=lambda _msg: None)
+    model = Agent.load(Path(cfg.out) / "model.zip").model
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.25) == pytest.approx(2.5e-4)
+    assert model.clip_range(0.5) == pytest.approx(0.1)
+    # SB3 sets the rate before each update from the progress left after that rollout: 0 at the run's end.
+    assert model.policy.optimizer.param_groups[0]["lr"] == 0.0
+    messages: list[str] = []
+    resumed = train(small_config(tmp_path, timesteps=512, eval_every=0, hyperparams=hp), resume=True,
+                    scenario=toy_scenario, log=messages.append)
+    model = Agent.load(Path(cfg.out) / "model.zip").model
+    assert resumed.num_timesteps == 512 and any("resuming" in m for m in messages)
+    assert model.lr_schedule(0.25) == pytest.approx(2.5e-4)  # the schedule is saved with the model
 
 
 # ------------------------------------------------------------------------------ evaluation table
