@@ -390,6 +390,7 @@ class EpisodeBatch:
                 s = self.slot[0, k + 1]
                 self.left[0, : self.R] = self.capacity[0, s]
                 self.slot_inv_capacity[0] = self.inv_capacity[0, s]
+                self.slot_signals[0] = self.signals[0, s]  # read by the batch path only; kept in step
             if flags & 2:
                 self.warm[0] = self.permanent[0]
         return task_cost, replica
