@@ -203,42 +203,31 @@ def _build_region_actor_critic(policy: Any, lr_schedule: Any) -> None:
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs)
 
 
-class MaskableRegionPolicy(MaskableActorCriticPolicy):
+class _RegionPolicyMixin:
+    """The region net in an SB3 actor-critic: its constructor arguments, ``_build`` and what is saved."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
+                 task_features: Sequence[str] = (), region_features: Sequence[str] = REGION_FEATURES,
+                 hidden: int = 64, **kwargs: Any) -> None:
+        self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
+        kwargs.setdefault("activation_fn", nn.Tanh)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
+
+    def _build(self, lr_schedule: Any) -> None:
+        _build_region_actor_critic(self, lr_schedule)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(task_features=self.task_features, region_features=self.region_features, hidden=self.hidden)
+        return data
+
+
+class MaskableRegionPolicy(_RegionPolicyMixin, MaskableActorCriticPolicy):
     """MaskablePPO's actor-critic with :class:`RegionNet` (``policy_kwargs``: ``task_features``, ``hidden``)."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
-                 task_features: Sequence[str] = (), region_features: Sequence[str] = REGION_FEATURES,
-                 hidden: int = 64, **kwargs: Any) -> None:
-        self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
-        kwargs.setdefault("activation_fn", nn.Tanh)
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
-    def _build(self, lr_schedule: Any) -> None:
-        _build_region_actor_critic(self, lr_schedule)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(task_features=self.task_features, region_features=self.region_features, hidden=self.hidden)
-        return data
-
-
-class RegionActorCriticPolicy(ActorCriticPolicy):
+class RegionActorCriticPolicy(_RegionPolicyMixin, ActorCriticPolicy):
     """PPO's and A2C's actor-critic with :class:`RegionNet` (``policy_kwargs``: ``task_features``, ``hidden``)."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
-                 task_features: Sequence[str] = (), region_features: Sequence[str] = REGION_FEATURES,
-                 hidden: int = 64, **kwargs: Any) -> None:
-        self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
-        kwargs.setdefault("activation_fn", nn.Tanh)
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-
-    def _build(self, lr_schedule: Any) -> None:
-        _build_region_actor_critic(self, lr_schedule)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(task_features=self.task_features, region_features=self.region_features, hidden=self.hidden)
-        return data
 
 
 class RegionQNetwork(QNetwork):

@@ -326,9 +326,10 @@ class EpisodeBatch:
         """
         R, A = self.R, self.A
         if active.all():  # the common case: skip the boolean selections
-            e, a = self._rows, action
+            moved, a = self._rows, action
         else:
-            e, a = self._rows[active], action[active]
+            moved, a = self._rows[active], action[active]
+        e = moved  # narrowed to the served episodes below
         k = self.t[e]
         flat = e * self.cap + k
         m = np.take(self.model, flat)
@@ -347,9 +348,8 @@ class EpisodeBatch:
         warm[warm_idx] = True
         self.left.reshape(-1)[e * A + a] -= np.take(self.gpu, flat * A + a)
         if flags.any():  # after the task's own slot and window: the next task may start new ones
-            e_all = self._rows if active.all() else self._rows[active]
-            self._enter_slot(e_all[(flags & 1) > 0])
-            new_window = e_all[(flags & 2) > 0]
+            self._enter_slot(moved[(flags & 1) > 0])
+            new_window = moved[(flags & 2) > 0]
             self.warm[new_window] = self.permanent[new_window]
         return task_cost, replica
 
