@@ -57,9 +57,9 @@ TASK_SCALARS: dict[str, float] = {
 REGION_SCALES: dict[str, float] = {
     "price_usd_per_kwh": 10.0, "carbon_kg_per_kwh": 2.0, "pue": 1.0, "capacity_left": 1.0, "gpu_h_left": 1.0,
     "latency_s": 10.0,
-    "slack_s": 10.0, "cost": 1.0, "replica_warm": 1.0, "feasible": 1.0,
+    "slack_s": 10.0, "cost": 1.0, "arrivals_ahead": 0.1, "replica_warm": 1.0, "feasible": 1.0,
 }
-_SYMLOG_REGION = {"latency_s", "slack_s", "cost"}  # heavy-tailed: squashed; the others are bounded
+_SYMLOG_REGION = {"latency_s", "slack_s", "cost", "arrivals_ahead"}  # heavy-tailed: squashed; the others are bounded
 # is_overflow, symlog(full cost), symlog(full - overflow), symlog(full - cheapest admissible), symlog(tasks that fit)
 NUM_DERIVED = 5
 

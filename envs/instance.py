@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from envs.scenario import CostParams, _readonly
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: arrival_rate_per_h
 
 # Per-task arrays: name -> dtype. Quantities marked "cohort" cover all requests of the task.
 TASK_FIELDS: dict[str, type] = {
@@ -59,6 +59,9 @@ EPISODE_FIELDS: dict[str, tuple[type, str]] = {
     "residency_ok": (np.bool_, "N,3,R"),
     "replica_usd": (np.float64, "M"),
     "permanent_replica": (np.bool_, "R,M"),
+    # Forecast arrival rate of the tasks whose home is each region, tasks/h: the scenario's arrival
+    # intensity averaged over the slot (what an operator's demand forecast says), not the sampled arrivals.
+    "arrival_rate_per_h": (np.float64, "S,R"),
 }
 
 
@@ -101,6 +104,7 @@ class Instance:
     residency_ok: NDArray[np.bool_]
     replica_usd: NDArray[np.float64]
     permanent_replica: NDArray[np.bool_]
+    arrival_rate_per_h: NDArray[np.float64]
     # scalars and names
     replica_window_h: int
     start_hour: int  # hour of year (UTC) of slot 0

@@ -107,6 +107,33 @@ def _trace(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
     return np.minimum(times, np.nextafter(H, 0.0)), j[:K] % n
 
 
+def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int | None = None
+                        ) -> NDArray[np.float64]:
+    """``[S, R]`` forecast arrival rate of the tasks whose home is each region, tasks/h, per hourly slot.
+
+    The arrival process's intensity averaged over each slot (the last one possibly partial), summed over
+    the service nodes of each home region: the diurnal cosine in closed form, the long-run mean for the
+    other processes (a bursty process's state and a trace's phase cannot be known ahead). With
+    ``num_tasks``, scaled so the episode expects exactly that many tasks, as its arrivals are drawn.
+    """
+    a, S = s.arrival, math.ceil(H)
+    lo = np.arange(S, dtype=np.float64)
+    hi = np.minimum(lo + 1.0, H)
+    node = np.broadcast_to(a.rate_per_h * s.node_share, (S, s.num_nodes)).copy()  # [S, N]
+    if a.kind == "diurnal":
+        w = 2.0 * np.pi / 24.0
+        phase = w * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h)  # [N]
+        mean_shape = 1.0 + a.diurnal_amplitude / (w * (hi - lo))[:, None] * (
+            np.sin(phase + w * hi[:, None]) - np.sin(phase + w * lo[:, None]))
+        node *= mean_shape
+    if num_tasks is not None:
+        expected = float((node * (hi - lo)[:, None]).sum())
+        node *= num_tasks / expected if expected > 0 else 0.0
+    home = np.zeros((s.num_nodes, s.num_regions))
+    home[np.arange(s.num_nodes), s.node_home_idx] = 1.0
+    return node @ home
+
+
 def sample_instance(
     scenario: Scenario,
     seed: int | None = None,
@@ -258,6 +285,7 @@ def sample_instance(
                                                  s.region_in_eu, s.region_adequacy)),
         replica_usd=_readonly(np.array([x.replica_usd for x in m])),
         permanent_replica=_readonly(permanent),
+        arrival_rate_per_h=_readonly(forecast_rate_per_h(s, H, hour0, K)),
         replica_window_h=s.replica_window_h,
         start_hour=hour0,
         cost=s.cost,

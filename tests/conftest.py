@@ -18,6 +18,9 @@ Toy instance (all cost weights 1, carbon price 100 USD/t, friction multipliers 1
       PUE             every    1.0    1.5    1.2
       capacity GPU-s  slot 0     5     10     10
                       other     10     10     10
+      forecast tasks/h slot 0     2      1      0     (arrival_rate_per_h: tasks whose home is the region)
+                      slot 1      3      1      0
+                      slot 2      2      4      0
     rtt ms      n0: A 1, B 20, C 50      n1: A 20, B 1, C 40
     client ms   n0: 10, n1: 5            queue ms: A 5, B 5, C 10
     transfer USD/GB (row = source)   A->B 0.02  A->C 0.05  B->A 0.02  B->C 0.08  C->A 0.10  C->B 0.09
@@ -113,6 +116,7 @@ def make_toy_instance() -> Instance:
         ),
         replica_usd=_f(0.5, 2.0),
         permanent_replica=np.array([[T, T], [T, F], [F, F]]),
+        arrival_rate_per_h=np.array([[2.0, 1.0, 0.0], [3.0, 1.0, 0.0], [2.0, 4.0, 0.0]]),  # homes: n0 A, n1 B
         replica_window_h=2,
         start_hour=0,
         cost=CostParams(),
@@ -199,6 +203,7 @@ def make_random_instance(
         residency_ok=rng.random((N, 3, R)) < 0.7,
         replica_usd=pos(M, scale=2.0),
         permanent_replica=rng.random((R, M)) < 0.4,
+        arrival_rate_per_h=np.full((S, R), K / (S * R)),  # not drawn: keeps the other draws as they were
         replica_window_h=replica_window_h,
         start_hour=0,
         cost=CostParams(

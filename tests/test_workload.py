@@ -181,6 +181,40 @@ def test_zero_amplitude_diurnal_is_flat() -> None:
     assert per_hour.min() > 120 and per_hour.max() < 280  # 200 per hour on average, Poisson noise
 
 
+def test_forecast_rate_is_the_expected_arrivals_per_home_region() -> None:
+    # 2,000 tasks/h: each (slot, home region) cell expects tens to hundreds of tasks, Poisson noise sqrt of that
+    s = Scenario.from_overrides({"workload": {"arrival": "diurnal", "rate_per_h": 2000.0}})
+    inst = sample_instance(s, 3, start_hour=24 * 50)
+    counts = np.zeros((inst.num_slots, inst.num_regions))
+    np.add.at(counts, (inst.slot_idx, inst.home_idx), 1.0)
+    f = inst.arrival_rate_per_h
+    assert (np.abs(counts - f) < 5 * np.sqrt(f) + 2).all()
+    # the diurnal shape is in it: amplitude 0.6 gives each home region a day/night ratio near 1.6 / 0.4
+    busy = f.max(axis=0) > 0
+    assert (f.max(axis=0)[busy] / f.min(axis=0)[busy] > 2.5).all()
+    # regions that are no node's home expect none
+    homes = np.unique(s.node_home_idx)
+    assert (np.delete(f, homes, axis=1) == 0).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forecast_rate_of_each_process(by_kind: dict[str, Scenario], kind: str) -> None:
+    s = by_kind[kind]
+    share = np.zeros(s.num_regions)
+    np.add.at(share, s.node_home_idx, s.node_share)
+    # with a fixed count, the forecast expects exactly that many tasks (a last half hour counts half)
+    inst = sample_instance(s, 0, num_tasks=500, horizon_h=10.5)
+    length = np.r_[np.ones(10), 0.5]
+    assert float(length @ inst.arrival_rate_per_h.sum(axis=1)) == pytest.approx(500)
+    # with a free count: the rate per node share, in the diurnal case shaped by the time of day
+    inst = sample_instance(s, 0, horizon_h=24.0)
+    total = inst.arrival_rate_per_h.sum(axis=1)
+    if kind == "diurnal":
+        assert float(total.mean()) == pytest.approx(s.arrival.rate_per_h, rel=1e-9)  # a whole day of cosine
+    else:
+        np.testing.assert_allclose(inst.arrival_rate_per_h, np.tile(s.arrival.rate_per_h * share, (24, 1)))
+
+
 def test_bursty_is_overdispersed(by_kind: dict[str, Scenario]) -> None:
     # a Markov-modulated process clusters arrivals: hourly counts vary far more than Poisson's
     inst = sample_instance(by_kind["bursty"], 3, horizon_h=240.0)
@@ -394,9 +428,9 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
     toy_instance.save(tmp_path / "toy.npz")
     with np.load(tmp_path / "toy.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    meta = str(arrays["__meta__"]).replace('"format_version": 1', '"format_version": 99')
+    meta = str(arrays["__meta__"]).replace('"format_version": 2', '"format_version": 99')
     np.savez(tmp_path / "future.npz", **{**arrays, "__meta__": np.array(meta)})
-    with pytest.raises(ValueError, match=r"format_version = 99: expected 1"):
+    with pytest.raises(ValueError, match=r"format_version = 99: expected 2"):
         Instance.load(tmp_path / "future.npz")
     np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "budget_ms"})
     with pytest.raises(ValueError, match=r"lacks the arrays \['budget_ms'\]"):
