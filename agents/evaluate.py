@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import pickle
 import time
 import zipfile
@@ -264,17 +265,25 @@ def solve_oracle(inst: Instance, time_limit_s: float | None = None) -> OracleRes
                         float(getattr(res, "mip_gap", float("nan"))), time.perf_counter() - t)
 
 
-def cached_oracle(inst: Instance, path: str | Path, time_limit_s: float | None = None) -> OracleResult:
-    """:func:`solve_oracle` with its result cached in ``path`` (``.npz``), for the fixed evaluation episodes."""
-    p = Path(path)
+def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None = None) -> OracleResult:
+    """:func:`solve_oracle`, its result kept in ``folder`` under the instance's :meth:`~envs.Instance.digest`.
+
+    A cached result is reused for the same episode content only, and only if it is proven optimal or was
+    solved with at least ``time_limit_s`` (``None``: no limit); otherwise the oracle is solved again.
+    """
+    digest = inst.digest()
+    p = Path(folder) / f"oracle_{digest[:24]}.npz"
     if p.is_file():
         with np.load(p) as z:
-            return OracleResult(z["plan"], float(z["objective_usd"]), str(z["status"]), float(z["mip_gap"]),
-                                float(z["solve_s"]))
+            cached_limit = float(z["time_limit_s"])  # inf: solved without a limit
+            wanted = math.inf if time_limit_s is None else time_limit_s
+            if str(z["digest"]) == digest and (str(z["status"]) == "optimal" or cached_limit >= wanted):
+                return OracleResult(z["plan"], float(z["objective_usd"]), str(z["status"]), float(z["mip_gap"]),
+                                    float(z["solve_s"]))
     res = solve_oracle(inst, time_limit_s)
     p.parent.mkdir(parents=True, exist_ok=True)
     np.savez(p, plan=res.plan, objective_usd=res.objective_usd, status=res.status, mip_gap=res.mip_gap,
-             solve_s=res.solve_s)
+             solve_s=res.solve_s, digest=digest, time_limit_s=math.inf if time_limit_s is None else time_limit_s)
     return res
 
 
@@ -289,6 +298,7 @@ def evaluate_episodes(
     seed: int = 0,
     reward_scale: float = DEFAULT_REWARD_SCALE,
     progress: Callable[[str], None] | None = None,
+    oracle_cache: str | Path | None = None,
 ) -> pd.DataFrame:
     """One row per (episode, policy): the figures of :func:`envs.metrics.summary`, ``plan_s`` (seconds to
     produce the plan) and ``relative_regret`` against the oracle (NaN without one).
@@ -296,7 +306,9 @@ def evaluate_episodes(
     Policies: every agent, every heuristic (default all of ``HEURISTICS``), the rolling-horizon MILP and
     the hindsight oracle (when :mod:`baselines.milp` is importable and they are asked for); both MILPs get
     ``oracle_time_limit_s`` per episode. Where the oracle is not proven optimal, regret is measured against
-    its incumbent (``oracle_status`` and ``oracle_gap`` say so).
+    its incumbent (``oracle_status`` and ``oracle_gap`` say so). ``oracle_cache``: a folder where oracle
+    solutions are kept by episode content (:func:`cached_oracle`); the oracle's ``plan_s`` is then the
+    time of the solve that produced it.
     """
     from baselines.heuristics import HEURISTICS, make_heuristic
 
@@ -313,7 +325,8 @@ def evaluate_episodes(
         plans_e: dict[str, tuple[str, NDArray[np.int64], float]] = {}
         oracle_usd, oracle_status, oracle_gap = float("nan"), "", float("nan")
         if oracle and milp is not None:
-            res = solve_oracle(inst, oracle_time_limit_s)
+            res = (solve_oracle(inst, oracle_time_limit_s) if oracle_cache is None
+                   else cached_oracle(inst, oracle_cache, oracle_time_limit_s))
             plans_e["oracle"] = ("oracle", res.plan, res.solve_s)
             oracle_usd, oracle_status, oracle_gap = res.objective_usd, res.status, res.mip_gap
         if rolling and milp is not None:

@@ -8,7 +8,8 @@ logs cost and relative regret against the hindsight oracle. A run lives in one f
     OUT/config.json                  the TrainConfig (a resumed run must match it)
     OUT/tb/<algo>_1/                 TensorBoard event files (a resume continues the same run)
     OUT/checkpoints/step_<N>.zip     checkpoints; with .vecnormalize.pkl, .replay.pkl (DQN), .json sidecars
-    OUT/eval/eval_seed<S>.npz        the fixed evaluation episodes (seed in the name), and their oracle
+    OUT/eval/eval_seed<S>.npz        the fixed evaluation episodes (seed in the name)
+    OUT/eval/oracle_<digest>.npz     their oracle solutions, by episode content (or in ``oracle_cache``)
     OUT/eval/log.csv                 evaluation history: timesteps, wall_s, total_usd, relative_regret, ...
     OUT/best_model.zip               the policy with the lowest evaluation cost so far
     OUT/model.zip                    the final policy (+ sidecars)
@@ -121,7 +122,9 @@ class TrainConfig:
     training episode (``None``: the scenario's own Poisson count). ``norm_obs``: ``VecNormalize`` on the
     observations (``None``: on for the ``mlp`` policy, off for ``region``, which scales its inputs itself).
     ``eval_every`` / ``checkpoint_every``: in env steps (0 turns them off). ``max_minutes``: stop the session
-    after this wall time (a checkpoint is written and ``--resume`` goes on).
+    after this wall time (a checkpoint is written and ``--resume`` goes on). ``oracle_cache``: a folder, shared
+    between runs, where the evaluation episodes' oracle solutions are kept by episode content (``None``: the
+    run's ``eval`` folder).
     """
 
     algo: str = "maskable_ppo"
@@ -142,6 +145,7 @@ class TrainConfig:
     eval_episodes: int = 4
     eval_tasks: int | None = None
     oracle_time_limit_s: float = 120.0
+    oracle_cache: str | None = None
     checkpoint_every: int = 100_000
     max_minutes: float | None = None
     progress_bar: bool = True
@@ -271,13 +275,10 @@ def evaluation_setup(cfg: TrainConfig, scenario: Scenario, eval_dir: Path,
     have_milp = milp_module() is not None
     if not have_milp:
         log("evaluation: baselines.milp is not importable, so regret against the oracle is NaN")
-    for s, inst in zip(seeds, instances, strict=True):
-        if have_milp:
-            tag = f"_tasks{cfg.eval_tasks}" if cfg.eval_tasks is not None else ""
-            res = cached_oracle(inst, eval_dir / f"eval_seed{s}{tag}.oracle.npz", cfg.oracle_time_limit_s)
-            oracle.append(res.objective_usd)
-        else:
-            oracle.append(float("nan"))
+    cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else eval_dir
+    for inst in instances:
+        oracle.append(cached_oracle(inst, cache, cfg.oracle_time_limit_s).objective_usd if have_milp
+                      else float("nan"))
     greedy = [evaluate_plan(i, p).total_usd
               for i, p in zip(instances, play(_greedy_batch(instances), instances, cfg.reward_scale), strict=True)]
     return instances, oracle, greedy

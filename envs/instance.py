@@ -8,6 +8,7 @@ Axes: K tasks, R regions (action R is the overflow action), N service nodes, S h
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,9 +212,22 @@ class Instance:
         return dataclasses.replace(self, **arrays)
 
     # ------------------------------------------------------------------------------ files
-    def save(self, path: str | Path) -> None:
-        """Write to ``path`` (``.npz``): arrays as stored, scalars and names as JSON metadata."""
-        meta = {
+    def digest(self) -> str:
+        """SHA-256 (hex) of everything the instance holds except its ``seed`` label: equal digests, equal
+        episodes. Keys caches of results computed from an instance (oracle solutions)."""
+        h = hashlib.sha256()
+        meta = self._meta()
+        del meta["seed"]
+        h.update(json.dumps(meta, sort_keys=True).encode())
+        for name in (*TASK_FIELDS, *EPISODE_FIELDS):
+            a = np.ascontiguousarray(getattr(self, name))
+            h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+    def _meta(self) -> dict[str, Any]:
+        """The scalars and names, as saved in the file's JSON metadata."""
+        return {
             "format_version": FORMAT_VERSION,
             "replica_window_h": self.replica_window_h,
             "start_hour": self.start_hour,
@@ -225,6 +239,10 @@ class Instance:
             "scenario_name": self.scenario_name,
             "seed": self.seed,
         }
+
+    def save(self, path: str | Path) -> None:
+        """Write to ``path`` (``.npz``): arrays as stored, scalars and names as JSON metadata."""
+        meta = self._meta()
         arrays = {n: getattr(self, n) for n in (*TASK_FIELDS, *EPISODE_FIELDS)}
         with open(path, "wb") as f:
             np.savez_compressed(f, __meta__=np.array(json.dumps(meta)), **arrays)

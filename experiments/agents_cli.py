@@ -29,7 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         policy=args.policy, hidden=args.hidden, num_envs=args.num_envs, vec_backend=args.vec_backend,
         num_tasks=args.tasks, norm_obs=args.norm_obs, norm_reward=not args.no_norm_reward,
         hyperparams=dict(args.hp or []), eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-        eval_tasks=args.eval_tasks, oracle_time_limit_s=args.oracle_time_limit, checkpoint_every=args.checkpoint_every,
+        eval_tasks=args.eval_tasks, oracle_time_limit_s=args.oracle_time_limit, oracle_cache=args.oracle_cache,
+        checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes, progress_bar=not args.no_progress, torch_threads=args.threads,
         verbose=args.verbose,
     )
@@ -69,7 +70,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if milp_module() is None and not (args.no_oracle and args.no_rolling):
         print("note: baselines.milp is not importable: no oracle or rolling-MILP rows, regret is NaN")
     episodes = evaluate_episodes(instances, [agent], rolling=not args.no_rolling, oracle=not args.no_oracle,
-                                 oracle_time_limit_s=args.oracle_time_limit, seed=args.seed,
+                                 oracle_time_limit_s=args.oracle_time_limit, oracle_cache=args.oracle_cache,
+                                 seed=args.seed,
                                  progress=None if args.quiet else print)
     table = summarise(episodes)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,8 @@ def add_subcommands(sub: Any) -> None:
     tr.add_argument("--eval-episodes", type=int, default=4, help="fixed evaluation episodes (default 4)")
     tr.add_argument("--eval-tasks", type=int, default=None, help="tasks per evaluation episode (default: Poisson)")
     tr.add_argument("--oracle-time-limit", type=float, default=120.0, metavar="S", help="per evaluation episode")
+    tr.add_argument("--oracle-cache", metavar="DIR", default=None,
+                    help="folder where oracle solutions are kept by episode content (reused by later runs)")
     tr.add_argument("--checkpoint-every", type=int, default=100_000, metavar="N", help="env steps between checkpoints")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop this session after so many minutes")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -130,6 +134,8 @@ def add_subcommands(sub: Any) -> None:
     ev.add_argument("--out", required=True, metavar="FILE.csv", help="one row per policy")
     ev.add_argument("--episodes-out", default=None, metavar="FILE.csv", help="also one row per (episode, policy)")
     ev.add_argument("--oracle-time-limit", type=float, default=120.0, metavar="S", help="per episode")
+    ev.add_argument("--oracle-cache", metavar="DIR", default=None,
+                    help="folder where oracle solutions are kept by episode content (reused by later runs)")
     ev.add_argument("--no-oracle", action="store_true")
     ev.add_argument("--no-rolling", action="store_true")
     ev.add_argument("--quiet", action="store_true")

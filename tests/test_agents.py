@@ -12,8 +12,10 @@ import pytest
 import torch as th
 from conftest import TOY_NODES, TOY_REGIONS
 
+import agents.evaluate
 from agents.evaluate import (
     Agent,
+    cached_oracle,
     detect_algo,
     evaluate_episodes,
     evaluation_instances,
@@ -303,6 +305,42 @@ def test_evaluation_table_has_every_policy_and_nonnegative_regret(tmp_path: Path
     assert (table["relative_regret_mean"] >= -1e-6).all(), table[["policy", "relative_regret_mean"]]
     assert (episodes["relative_regret"] >= -1e-6).all()
     assert table.loc[table["policy"] == "oracle", "relative_regret_mean"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_scenario: Scenario,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if milp_module() is None:
+        pytest.skip("baselines.milp is not importable")
+    solves: list[float | None] = []
+    solve = agents.evaluate.solve_oracle
+
+    def counting(inst: Instance, time_limit_s: float | None = None) -> object:
+        solves.append(time_limit_s)
+        return solve(inst, time_limit_s)
+
+    monkeypatch.setattr(agents.evaluate, "solve_oracle", counting)
+    a, b = evaluation_instances(toy_scenario, [1, 2], TASKS)
+    first = cached_oracle(a, tmp_path, 30.0)
+    again = cached_oracle(a, tmp_path, 30.0)
+    assert len(solves) == 1 and again.objective_usd == first.objective_usd
+    np.testing.assert_array_equal(again.plan, first.plan)
+    cached_oracle(b, tmp_path, 30.0)  # another episode: solved, not read from a's file
+    assert len(solves) == 2
+    # a changed episode (same seed label) is solved again, not served a stale plan
+    changed = a.replace(budget_ms=a.budget_ms * 2.0)
+    assert cached_oracle(changed, tmp_path, 30.0).objective_usd <= first.objective_usd + 1e-9
+    assert len(solves) == 3
+    # a result that is not proven optimal is not reused for a longer time limit
+    limited = tmp_path / "limited"
+    cached_oracle(a, limited, 30.0)
+    f = next(limited.glob("oracle_*.npz"))
+    with np.load(f) as z:
+        data = {k: z[k] for k in z.files}
+    np.savez(f, **{**data, "status": np.array("time_limit")})
+    cached_oracle(a, limited, 10.0)
+    assert len(solves) == 4  # 10 s <= 30 s: reused
+    cached_oracle(a, limited, None)
+    assert solves[-1] is None and len(solves) == 5
 
 
 # --------------------------------------------------------------------------------------------- CLI

@@ -392,6 +392,15 @@ def test_save_load_round_trip(tmp_path: Path, by_kind: dict[str, Scenario], toy_
         assert_same_instance(inst, back)
         assert back.num_tasks == inst.num_tasks and back.num_slots == inst.num_slots
         assert not back.budget_ms.flags.writeable
+        assert back.digest() == inst.digest()
+
+
+def test_digest_tells_episodes_apart(toy_instance: Instance) -> None:
+    d = toy_instance.digest()
+    assert toy_instance.replace(seed=7).digest() == d  # a label, not content
+    assert toy_instance.replace(budget_ms=toy_instance.budget_ms + 1.0).digest() != d
+    assert toy_instance.replace(start_hour=24).digest() != d
+    assert toy_instance.subset(slice(0, 4)).digest() != d
 
 
 def test_save_load_keeps_cost_params(tmp_path: Path, toy_instance: Instance) -> None:
