@@ -40,6 +40,17 @@ def _categorical(rng: np.random.Generator, probs: NDArray[np.float64], size: int
     return np.minimum(np.searchsorted(cum, rng.random(size), side="right"), len(probs) - 1).astype(np.int64)
 
 
+def _diurnal_hours(s: Scenario, start_hour: int, lo: NDArray[np.float64], hi: NDArray[np.float64]
+                   ) -> NDArray[np.float64]:
+    """``[T, N]`` integral of each node's diurnal shape over ``[lo, hi)`` (hours since the start), in hours:
+    closed form, the shape being a shifted cosine. Times the node's rate, the expected arrivals."""
+    a = s.arrival
+    phase = 2.0 * np.pi * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h) / 24.0  # [N]
+    w = 2.0 * np.pi / 24.0
+    return (hi - lo)[:, None] + a.diurnal_amplitude / w * (np.sin(phase + w * hi[:, None])
+                                                           - np.sin(phase + w * lo[:, None]))
+
+
 def _diurnal(s: Scenario, rng: np.random.Generator, H: float, start_hour: int, K: int | None):
     """Joint (time, node) draws by thinning: proposal node ~ share, t ~ U(0, H); accept with the shape."""
     a = s.arrival
@@ -50,10 +61,7 @@ def _diurnal(s: Scenario, rng: np.random.Generator, H: float, start_hour: int, K
         return 1.0 + amp * np.cos(2.0 * np.pi * (local - a.diurnal_peak_local_h) / 24.0)
 
     if K is None:
-        # Expected count: the integral of the intensity, in closed form (the shape is a shifted cosine).
-        phase = 2.0 * np.pi * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h) / 24.0
-        w = 2.0 * np.pi / 24.0
-        integral = H + amp / w * (np.sin(phase + w * H) - np.sin(phase))  # [N], hours
+        integral = _diurnal_hours(s, start_hour, np.zeros(1), np.full(1, H))[0]  # [N]
         K = int(rng.poisson(a.rate_per_h * float(s.node_share @ integral)))
     times, nodes = np.empty(0), np.empty(0, dtype=np.int64)
     while times.size < K:
@@ -121,11 +129,7 @@ def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int |
     hi = np.minimum(lo + 1.0, H)
     node = np.broadcast_to(a.rate_per_h * s.node_share, (S, s.num_nodes)).copy()  # [S, N]
     if a.kind == "diurnal":
-        w = 2.0 * np.pi / 24.0
-        phase = w * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h)  # [N]
-        mean_shape = 1.0 + a.diurnal_amplitude / (w * (hi - lo))[:, None] * (
-            np.sin(phase + w * hi[:, None]) - np.sin(phase + w * lo[:, None]))
-        node *= mean_shape
+        node *= _diurnal_hours(s, start_hour, lo, hi) / (hi - lo)[:, None]  # the shape's mean over the slot
     if num_tasks is not None:
         expected = float((node * (hi - lo)[:, None]).sum())
         node *= num_tasks / expected if expected > 0 else 0.0
