@@ -14,8 +14,9 @@ weights:
    scored by the same network against the same cost scale (its own logit, from the task features).
    Derived inputs give the scorer the greedy signal directly: the full marginal cost
    ``cost + (1 - warm) x replica_cost``, that cost minus the overflow cost and minus the cheapest
-   admissible action's, and how many tasks like this one the region's slot still holds (capacity foresight:
-   the same share left means little room on one GPU and much on eight).
+   admissible action's, how many tasks like this one the region's slot still holds (the same share left
+   means little room on one GPU and much on eight), and how many once the region's captive demand still
+   to come this hour is set aside (capacity foresight: room that home-only tasks will need).
 3. **Context** ``c = [mean_i h_i, max_i h_i]`` (permutation-invariant pooling, DeepSets style), so each
    score can depend on the other regions (capacity elsewhere, how much cheaper the best option is).
 4. **Scorer** ``logit_i = w . MLP(h_i, c)``: one logit per action, ``[B, R + 1]``, overflow last.
@@ -57,11 +58,13 @@ TASK_SCALARS: dict[str, float] = {
 REGION_SCALES: dict[str, float] = {
     "price_usd_per_kwh": 10.0, "carbon_kg_per_kwh": 2.0, "pue": 1.0, "capacity_left": 1.0, "gpu_h_left": 1.0,
     "latency_s": 10.0,
-    "slack_s": 10.0, "cost": 1.0, "arrivals_ahead": 0.1, "replica_warm": 1.0, "feasible": 1.0,
+    "slack_s": 10.0, "cost": 1.0, "arrivals_ahead": 0.1, "captive_gpu_h_ahead": 1.0, "replica_warm": 1.0,
+    "feasible": 1.0,
 }
 _SYMLOG_REGION = {"latency_s", "slack_s", "cost", "arrivals_ahead"}  # heavy-tailed: squashed; the others are bounded
-# is_overflow, symlog(full cost), symlog(full - overflow), symlog(full - cheapest admissible), symlog(tasks that fit)
-NUM_DERIVED = 5
+# is_overflow, symlog(full cost), symlog(full - overflow), symlog(full - cheapest admissible), symlog(tasks that fit),
+# symlog(tasks that fit beside the captive demand ahead)
+NUM_DERIVED = 6
 
 
 def symlog(x: th.Tensor) -> th.Tensor:
@@ -118,7 +121,7 @@ class RegionNet(nn.Module):
         self.i_gpu_h = names.index("gpu_h")
         rf = list(region_features)
         self.f_cost, self.f_warm, self.f_feasible = rf.index("cost"), rf.index("replica_warm"), rf.index("feasible")
-        self.f_gpu_left = rf.index("gpu_h_left")
+        self.f_gpu_left, self.f_captive = rf.index("gpu_h_left"), rf.index("captive_gpu_h_ahead")
         self.register_buffer("region_scale", th.tensor([REGION_SCALES[n] for n in rf]), persistent=False)
         self.register_buffer("region_symlog", th.tensor([n in _SYMLOG_REGION for n in rf]), persistent=False)
         self.register_buffer("region_shift", th.tensor([1.0 if n == "pue" else 0.0 for n in rf]), persistent=False)
@@ -169,9 +172,13 @@ class RegionNet(nn.Module):
         is_overflow[:, -1] = 1.0
         scaled = (raw - self.region_shift) * self.region_scale
         scaled = th.where(self.region_symlog, symlog(scaled), scaled)
-        fits = raw[..., self.f_gpu_left] / task[:, self.i_gpu_h, None].clamp_min(1e-9)  # 0 for overflow
+        per_task = task[:, self.i_gpu_h, None].clamp_min(1e-9)
+        fits = raw[..., self.f_gpu_left] / per_task  # 0 for overflow
+        # Room left once the region's own captive tasks still to come are served (negative: taking this
+        # task now is likely to push one of them into overflow later in the hour).
+        spare = (raw[..., self.f_gpu_left] - raw[..., self.f_captive]) / per_task
         derived = th.stack([is_overflow, symlog(full), symlog(full - overflow[:, None]), symlog(full - cheapest),
-                            symlog(fits)], -1)
+                            symlog(fits), symlog(spare)], -1)
         x = th.cat([scaled, derived], dim=-1)
         h = self.encoder(th.cat([x, t[:, None, :].expand(-1, R + 1, -1)], dim=-1))
         c = th.cat([h.mean(dim=1), h.max(dim=1).values], dim=-1)

@@ -41,15 +41,16 @@ REGION_FEATURES = (
     "slack_s",  # budget minus latency there, s (negative: over budget)
     "cost",  # the task's cost there, reward units (USD * reward_scale), before any replica charge
     "arrivals_ahead",  # forecast tasks whose home is this region still to arrive in the hour, at arrival
+    "captive_gpu_h_ahead",  # forecast GPU-hours still to arrive in the hour that only this region can serve
     "replica_warm",  # 1 if the task's model has a warm replica there
     "feasible",  # 1 if the action is admissible now (budget, residency, capacity)
 )
 # Blocks of the region part: the slot's signals, the dynamic capacity pair, the per-task rows, warm, mask.
 _SIGNALS, _CAP_SHARE, _CAP_GPU_H = slice(0, 3), 3, 4
-_TASK_ROWS, _WARM, _FEASIBLE = slice(5, 9), 9, 10
+_TASK_ROWS, _WARM, _FEASIBLE = slice(5, 10), 10, 11
 _NUM_ROWS = _TASK_ROWS.stop - _TASK_ROWS.start
 assert REGION_FEATURES[_SIGNALS] == ("price_usd_per_kwh", "carbon_kg_per_kwh", "pue")
-assert REGION_FEATURES[_TASK_ROWS] == ("latency_s", "slack_s", "cost", "arrivals_ahead")
+assert REGION_FEATURES[_TASK_ROWS] == ("latency_s", "slack_s", "cost", "arrivals_ahead", "captive_gpu_h_ahead")
 assert (REGION_FEATURES[_CAP_SHARE], REGION_FEATURES[_CAP_GPU_H], REGION_FEATURES[_WARM], REGION_FEATURES[_FEASIBLE]) \
     == ("capacity_left", "gpu_h_left", "replica_warm", "feasible")
 
@@ -166,7 +167,8 @@ class EpisodeBatch:
         self.model = np.zeros((B, cap), dtype=np.int64)
         self.boundary = np.zeros((B, cap), dtype=np.int8)  # after task k: bit 1 a new slot, bit 2 a new window
         # The per-task part of the observation packed in one row, read with one gather per step:
-        # [task scalars | latency_s (R) | slack_s (R) | cost in reward units (R) | arrivals_ahead (R)].
+        # [task scalars | latency_s (R) | slack_s (R) | cost in reward units (R) | arrivals_ahead (R) |
+        #  captive_gpu_h_ahead (R)].
         self.obs_rows = np.zeros((B, cap, _NUM_SCALARS + _NUM_ROWS * R), dtype=np.float32)
         self.code = np.zeros((B, cap), dtype=np.int64)  # row of onehot_table: class + C * (residency + 3 * node)
         self.signals = np.zeros((B, slots, 3, R), dtype=np.float32)  # price, carbon kg, pue
@@ -223,8 +225,10 @@ class EpisodeBatch:
             row[:, _NUM_SCALARS + R : _NUM_SCALARS + 2 * R] = (inst.budget_ms[k, None] - pc.latency_ms[:, :R]) / 1000.0
             row[:, _NUM_SCALARS + 2 * R : _NUM_SCALARS + 3 * R] = pc.total_usd[:, :R] * self.reward_scale
             elapsed = np.clip(inst.arrival_h[k] - inst.slot_idx[k], 0.0, 1.0)
-            # The forecast rate over the rest of the clock hour: what a demand forecast can tell ahead.
-            row[:, _NUM_SCALARS + 3 * R :] = inst.arrival_rate_per_h[inst.slot_idx[k]] * (1.0 - elapsed)[:, None]
+            # The forecast rates over the rest of the clock hour: what a demand forecast can tell ahead.
+            left = (1.0 - elapsed)[:, None]
+            row[:, _NUM_SCALARS + 3 * R : _NUM_SCALARS + 4 * R] = inst.arrival_rate_per_h[inst.slot_idx[k]] * left
+            row[:, _NUM_SCALARS + 4 * R :] = inst.captive_gpu_s_per_h[inst.slot_idx[k]] / 3600.0 * left
             row[:, :_NUM_SCALARS] = np.stack([
                 (inst.budget_ms[k] - home_lat) / 1000.0, inst.energy_kwh[k], inst.gpu_s[k] / 3600.0,
                 inst.rounds[k], pc.total_usd[:, R] * self.reward_scale,

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from envs.scenario import CostParams, _readonly
 
-FORMAT_VERSION = 2  # 2: arrival_rate_per_h
+FORMAT_VERSION = 3  # 2: arrival_rate_per_h; 3: captive_gpu_s_per_h
 
 # Per-task arrays: name -> dtype. Quantities marked "cohort" cover all requests of the task.
 TASK_FIELDS: dict[str, type] = {
@@ -63,6 +63,10 @@ EPISODE_FIELDS: dict[str, tuple[type, str]] = {
     # Forecast arrival rate of the tasks whose home is each region, tasks/h: the scenario's arrival
     # intensity averaged over the slot (what an operator's demand forecast says), not the sampled arrivals.
     "arrival_rate_per_h": (np.float64, "S,R"),
+    # Forecast demand of the tasks that can run only at their home region (every other region is out of
+    # budget or of residency), GPU-s per hour, by home region: the same arrival intensity times the
+    # scenario's expected such GPU-s per task of each node. What a region must keep free for its own.
+    "captive_gpu_s_per_h": (np.float64, "S,R"),
 }
 
 
@@ -106,6 +110,7 @@ class Instance:
     replica_usd: NDArray[np.float64]
     permanent_replica: NDArray[np.bool_]
     arrival_rate_per_h: NDArray[np.float64]
+    captive_gpu_s_per_h: NDArray[np.float64]
     # scalars and names
     replica_window_h: int
     start_hour: int  # hour of year (UTC) of slot 0

@@ -74,9 +74,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     ``invalid_action="raise"`` (default); with ``"overflow"`` it executes the overflow action and sets
     ``info["invalid_action"] = True`` (for unmasked algorithms).
 
-    **Observation** ``Box(float32, (F_t + 11 * R,))``: the task features, then the 11 region features
+    **Observation** ``Box(float32, (F_t + 12 * R,))``: the task features, then the 12 region features
     feature-major (a block of R values per feature, regions in ``scenario.region_names`` order). Names
-    are in ``env.unwrapped.layout``; :meth:`ObsLayout.split` returns ``(task [F_t], regions [R, 11])``:
+    are in ``env.unwrapped.layout``; :meth:`ObsLayout.split` returns ``(task [F_t], regions [R, 12])``:
 
     =====================  ==========  =========================================================
     task feature           shape       meaning (unit)
@@ -102,7 +102,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     ``cost + (1 - replica_warm) * replica_cost``), ``arrivals_ahead`` (forecast number of tasks whose home
     is the region still to arrive in the hour: ``Instance.arrival_rate_per_h`` of the slot times the share
     of the hour left; a forecast from the scenario's arrival rate, not the episode's sampled arrivals),
-    ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
+    ``captive_gpu_h_ahead`` (forecast GPU-hours, still to arrive in the hour, of the tasks that can run only
+    in this region, their home: ``Instance.captive_gpu_s_per_h / 3600`` times the share of the hour left;
+    the room the region will need for its own), ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
 
     **Reward** ``-reward_scale * cost_usd`` where ``cost_usd`` is the step's cost from the shared cost
     model (:mod:`envs.costs`): the task's weighted cost plus ``eta`` times any replica charge it triggers.

@@ -25,12 +25,13 @@ budget is its latency at home plus a slack drawn from its class (times ``slack_s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.costs import home_latency_ms, residency_allowed
+from envs.costs import home_latency_ms, residency_allowed, static_mask
 from envs.instance import Instance
 from envs.scenario import Scenario, _readonly
 
@@ -115,14 +116,16 @@ def _trace(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
     return np.minimum(times, np.nextafter(H, 0.0)), j[:K] % n
 
 
-def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int | None = None
-                        ) -> NDArray[np.float64]:
+def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int | None = None,
+                        per_task: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """``[S, R]`` forecast arrival rate of the tasks whose home is each region, tasks/h, per hourly slot.
 
     The arrival process's intensity averaged over each slot (the last one possibly partial), summed over
     the service nodes of each home region: the diurnal cosine in closed form, the long-run mean for the
     other processes (a bursty process's state and a trace's phase cannot be known ahead). With
-    ``num_tasks``, scaled so the episode expects exactly that many tasks, as its arrivals are drawn.
+    ``num_tasks``, scaled so the episode expects exactly that many tasks, as its arrivals are drawn. With
+    ``per_task`` (``[N]``, an expected quantity per task of each node), the rate of that quantity instead
+    (its unit per hour).
     """
     a, S = s.arrival, math.ceil(H)
     lo = np.arange(S, dtype=np.float64)
@@ -134,8 +137,33 @@ def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int |
         expected = float((node * (hi - lo)[:, None]).sum())
         node *= num_tasks / expected if expected > 0 else 0.0
     home = np.zeros((s.num_nodes, s.num_regions))
-    home[np.arange(s.num_nodes), s.node_home_idx] = 1.0
+    home[np.arange(s.num_nodes), s.node_home_idx] = 1.0 if per_task is None else per_task
     return node @ home
+
+
+CALIBRATION_TASKS = 16384  # tasks sampled once per scenario to estimate captive_gpu_s_per_task
+CALIBRATION_SEED = 0
+
+
+@functools.lru_cache(maxsize=8)  # keyed by the scenario object (Scenario compares by identity)
+def captive_gpu_s_per_task(s: Scenario) -> NDArray[np.float64]:
+    """``[N]`` expected GPU-s (at home) per task of each service node from the tasks that can run only at
+    their home region: every other region is over their latency budget or outside their residency.
+
+    Estimated from one fixed sample of ``CALIBRATION_TASKS`` tasks of the scenario (seed
+    ``CALIBRATION_SEED``) with the shared cost model's static mask, as an operator would estimate it from
+    past traffic: deterministic per scenario, independent of the episode being forecast. A node without
+    tasks in the sample gets 0.
+    """
+    inst = _sample(s, np.random.default_rng(CALIBRATION_SEED), CALIBRATION_TASKS, 1.0, s.first_hour,
+                   captive_per_task=None)
+    mask = static_mask(inst)[:, : inst.num_regions]
+    captive = mask[np.arange(inst.num_tasks), inst.home_idx] & (mask.sum(axis=1) == 1)
+    total = np.bincount(inst.node_idx, weights=inst.gpu_s * captive, minlength=s.num_nodes)
+    count = np.bincount(inst.node_idx, minlength=s.num_nodes)
+    out = np.divide(total, count, out=np.zeros(s.num_nodes), where=count > 0)
+    out.setflags(write=False)
+    return out
 
 
 def sample_instance(
@@ -190,9 +218,15 @@ def sample_instance(
         offset = int(rng.choice(days)) if days.size else 0
     else:
         offset = 0
-    hour0 = s.first_hour + offset
-    K = None if num_tasks is None else int(num_tasks)
+    return _sample(s, rng, None if num_tasks is None else int(num_tasks), H, s.first_hour + offset,
+                   captive_gpu_s_per_task(s), seed)
 
+
+def _sample(s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour0: int,
+            captive_per_task: NDArray[np.float64] | None, seed: int | None = None) -> Instance:
+    """The draws of :func:`sample_instance`, arguments checked; ``captive_per_task`` ``None`` leaves the
+    captive forecast at 0 (the calibration sample that estimates it)."""
+    a, S = s.arrival, math.ceil(H)
     # --- arrivals: times (h since start) and nodes
     trace_rows = None
     if a.kind == "poisson":
@@ -250,7 +284,7 @@ def sample_instance(
     permanent = np.zeros((R, M), dtype=bool)
     warm = np.array([x.warm_at_home for x in m])
     permanent[np.unique(s.node_home_idx)[:, None], np.flatnonzero(warm)[None, :]] = True
-    rows_t = slice(offset, offset + S)
+    rows_t = slice(hour0 - s.first_hour, hour0 - s.first_hour + S)
     capacity = np.array(s.capacity_gpu_s[rows_t])
     capacity[-1] *= H - (S - 1)  # a last partial hour holds that share of the slot's GPU-seconds
 
@@ -290,6 +324,8 @@ def sample_instance(
         replica_usd=_readonly(np.array([x.replica_usd for x in m])),
         permanent_replica=_readonly(permanent),
         arrival_rate_per_h=_readonly(forecast_rate_per_h(s, H, hour0, K)),
+        captive_gpu_s_per_h=_readonly(np.zeros((S, R)) if captive_per_task is None
+                                      else forecast_rate_per_h(s, H, hour0, K, captive_per_task)),
         replica_window_h=s.replica_window_h,
         start_hour=hour0,
         cost=s.cost,

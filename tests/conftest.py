@@ -21,6 +21,9 @@ Toy instance (all cost weights 1, carbon price 100 USD/t, friction multipliers 1
       forecast tasks/h slot 0     2      1      0     (arrival_rate_per_h: tasks whose home is the region)
                       slot 1      3      1      0
                       slot 2      2      4      0
+      captive GPU-s/h slot 0  3600      0      0     (captive_gpu_s_per_h: of tasks that can run only at home)
+                      slot 1  3600   1800      0
+                      slot 2     0   1800      0
     rtt ms      n0: A 1, B 20, C 50      n1: A 20, B 1, C 40
     client ms   n0: 10, n1: 5            queue ms: A 5, B 5, C 10
     transfer USD/GB (row = source)   A->B 0.02  A->C 0.05  B->A 0.02  B->C 0.08  C->A 0.10  C->B 0.09
@@ -117,6 +120,7 @@ def make_toy_instance() -> Instance:
         replica_usd=_f(0.5, 2.0),
         permanent_replica=np.array([[T, T], [T, F], [F, F]]),
         arrival_rate_per_h=np.array([[2.0, 1.0, 0.0], [3.0, 1.0, 0.0], [2.0, 4.0, 0.0]]),  # homes: n0 A, n1 B
+        captive_gpu_s_per_h=np.array([[3600.0, 0.0, 0.0], [3600.0, 1800.0, 0.0], [0.0, 1800.0, 0.0]]),
         replica_window_h=2,
         start_hour=0,
         cost=CostParams(),
@@ -204,6 +208,7 @@ def make_random_instance(
         replica_usd=pos(M, scale=2.0),
         permanent_replica=rng.random((R, M)) < 0.4,
         arrival_rate_per_h=np.full((S, R), K / (S * R)),  # not drawn: keeps the other draws as they were
+        captive_gpu_s_per_h=np.full((S, R), 10.0 * K / (S * R)),
         replica_window_h=replica_window_h,
         start_hour=0,
         cost=CostParams(

@@ -177,6 +177,8 @@ def test_observation_fields_match_the_cost_model(toy_scenario: Scenario) -> None
         np.testing.assert_allclose(f["price_usd_per_kwh"], inst.price_usd_per_kwh[s], rtol=1e-6)
         ahead = inst.arrival_rate_per_h[s] * (1.0 - (inst.arrival_h[k] - s))
         np.testing.assert_allclose(f["arrivals_ahead"], ahead, rtol=1e-5)
+        captive = inst.captive_gpu_s_per_h[s] / 3600 * (1.0 - (inst.arrival_h[k] - s))
+        np.testing.assert_allclose(f["captive_gpu_h_ahead"], captive, rtol=1e-5)
         left = capacity_limit_gpu_s(inst.capacity_gpu_s[s], share=0.5) - used[s]
         np.testing.assert_allclose(f["gpu_h_left"], left / 3600, rtol=1e-5)
         np.testing.assert_allclose(f["capacity_left"], left / inst.capacity_gpu_s[s], rtol=1e-5)

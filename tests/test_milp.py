@@ -63,7 +63,8 @@ def tiny_instance(seed: int, num_tasks: int, num_regions: int, *, integer_gpu: b
         node_client_ms=rng.uniform(5, 15, N), queue_ms=rng.uniform(1, 10, R),
         transfer_usd_per_gb=rng.uniform(0.01, 0.1, (R, R)), residency_ok=residency_ok,
         replica_usd=np.array([replica_usd, 2 * replica_usd]), permanent_replica=permanent,
-        arrival_rate_per_h=np.zeros((S, R)), replica_window_h=2,
+        arrival_rate_per_h=np.zeros((S, R)), captive_gpu_s_per_h=np.zeros((S, R)),
+        replica_window_h=2,
         start_hour=0, cost=CostParams(), region_names=tuple(f"r{i}" for i in range(R)),
         node_names=("n0", "n1"), class_names=("a", "b"), model_names=("m0", "m1"), seed=seed,
     )

@@ -10,11 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import envs
 from envs import Instance, Scenario, sample_instance
-from envs.costs import home_latency_ms
+from envs.costs import home_latency_ms, static_mask
 from envs.instance import EPISODE_FIELDS, TASK_FIELDS
+from envs.workload import captive_gpu_s_per_task
 
 KINDS = ("poisson", "diurnal", "bursty", "trace")
+CONTENDED = Path(envs.__file__).parent / "data" / "contended.toml"
 ALL_FIELDS = (*TASK_FIELDS, *EPISODE_FIELDS)
 
 
@@ -195,6 +198,36 @@ def test_forecast_rate_is_the_expected_arrivals_per_home_region() -> None:
     # regions that are no node's home expect none
     homes = np.unique(s.node_home_idx)
     assert (np.delete(f, homes, axis=1) == 0).all()
+
+
+def test_captive_forecast_is_the_home_only_demand_of_a_fresh_sample() -> None:
+    # a day at 2,000 tasks/h, drawn apart from the fixed calibration sample behind the forecast
+    s = Scenario.from_toml(CONTENDED).with_overrides({"workload": {"rate_per_h": 2000.0}})
+    inst = sample_instance(s, 5, horizon_h=24.0)
+    mask = static_mask(inst)[:, : inst.num_regions]
+    home_only = mask[np.arange(inst.num_tasks), inst.home_idx] & (mask.sum(axis=1) == 1)
+    realised = np.bincount(inst.home_idx, weights=inst.gpu_s * home_only, minlength=inst.num_regions)
+    forecast = inst.captive_gpu_s_per_h.sum(axis=0)  # 24 whole slots: GPU-s over the day
+    homes = np.unique(s.node_home_idx)
+    # both estimates carry a few % of sampling noise per region (heavy-tailed token counts)
+    np.testing.assert_allclose(forecast[homes], realised[homes], rtol=0.25)
+    assert (np.delete(forecast, homes) == 0).all()
+    # the captive share differs by region: the 1-GPU homes of tight traffic (Brazil South) far above others
+    share = forecast / np.maximum(np.bincount(inst.home_idx, weights=inst.gpu_s, minlength=inst.num_regions), 1)
+    assert share[s.region_names.index("Brazil South")] > 2 * share[s.region_names.index("East US")]
+    # deterministic per scenario: the same scenario loaded afresh (a new object) gives the same figures
+    again = Scenario.from_toml(CONTENDED).with_overrides({"workload": {"rate_per_h": 2000.0}})
+    assert again is not s
+    np.testing.assert_array_equal(captive_gpu_s_per_task(again), captive_gpu_s_per_task(s))
+
+
+def test_no_captive_demand_when_every_task_may_go_anywhere(default_scenario: Scenario) -> None:
+    anywhere = {"residency": {"global": 1.0, "regional": 0.0, "domestic": 0.0}}
+    s = default_scenario.with_overrides({"workload": {"slack_add_ms": 1e5},
+                                         "workload_classes": {c.name: anywhere for c in default_scenario.classes}})
+    inst = sample_instance(s, 0, num_tasks=200)
+    assert (inst.captive_gpu_s_per_h == 0).all()
+    assert (sample_instance(default_scenario, 0, num_tasks=200).captive_gpu_s_per_h > 0).any()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -437,9 +470,9 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
     toy_instance.save(tmp_path / "toy.npz")
     with np.load(tmp_path / "toy.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    meta = str(arrays["__meta__"]).replace('"format_version": 2', '"format_version": 99')
+    meta = str(arrays["__meta__"]).replace('"format_version": 3', '"format_version": 99')
     np.savez(tmp_path / "future.npz", **{**arrays, "__meta__": np.array(meta)})
-    with pytest.raises(ValueError, match=r"format_version = 99: expected 2"):
+    with pytest.raises(ValueError, match=r"format_version = 99: expected 3"):
         Instance.load(tmp_path / "future.npz")
     np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "budget_ms"})
     with pytest.raises(ValueError, match=r"lacks the arrays \['budget_ms'\]"):
