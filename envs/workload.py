@@ -21,6 +21,11 @@ cache elsewhere; IT energy = GPU-s * gpu_power_w / 3.6e6 kWh; first-token time =
 ttft_base + (1 - q) c * prefill_ms_per_token (+ q c * prefill_ms_per_token elsewhere). A task's latency
 budget is its latency at home plus a slack drawn from its class (times ``slack_scale``, plus
 ``slack_add_ms``), so local execution always meets the budget.
+
+Each instance also carries two demand forecasts for the observation, never read from its own draws:
+``arrival_rate_per_h`` (the arrival intensity by home region and slot) and ``captive_gpu_s_per_h`` (that
+intensity times each node's expected GPU-s per task of the tasks that can run only at home, estimated
+once per scenario from a fixed calibration sample, :func:`captive_gpu_s_per_task`).
 """
 
 from __future__ import annotations
