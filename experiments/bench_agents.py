@@ -16,6 +16,10 @@ target is missed, what the evaluation curve says limits the agent. ``--compare-m
 MLP policy with the same budget and adds it to the table; ``--backends`` first measures training steps/s of
 the vector-env backends on tiny runs. Results go to ``--out`` (tables as CSV, a JSON summary). Not a test.
 
+The README's figures add ``--max-steps 4000000 --hp learning_rate=lin_3e-4`` (the learning rate decays
+linearly to 0 at 4 M steps): at the constant default rate the evaluation curve swings by several points of
+regret between checkpoints, and the best one is a lucky draw.
+
 Quick check that it runs: ``python -m experiments.bench_agents --minutes 0.2 --episodes 2 --tasks 300``.
 """
 
