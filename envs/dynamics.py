@@ -207,6 +207,7 @@ class EpisodeBatch:
         self.reserve(K, S)
         A, R = self.A, self.R
         charge = inst.cost.eta * replica_usd_per_model(inst)  # [M] weighted, USD
+        slot_end = inst.slot_end_h
         self.num_tasks[e] = K
         for lo in range(0, K, _CHUNK):
             k = np.arange(lo, min(K, lo + _CHUNK))
@@ -225,8 +226,9 @@ class EpisodeBatch:
             row[:, _NUM_SCALARS + R : _NUM_SCALARS + 2 * R] = (inst.budget_ms[k, None] - pc.latency_ms[:, :R]) / 1000.0
             row[:, _NUM_SCALARS + 2 * R : _NUM_SCALARS + 3 * R] = pc.total_usd[:, :R] * self.reward_scale
             elapsed = np.clip(inst.arrival_h[k] - inst.slot_idx[k], 0.0, 1.0)
-            # The forecast rates over the rest of the clock hour: what a demand forecast can tell ahead.
-            left = (1.0 - elapsed)[:, None]
+            # The forecast rates over the rest of the slot (the clock hour, or up to the horizon in a last
+            # partial one): what a demand forecast can tell ahead.
+            left = np.clip(slot_end[inst.slot_idx[k]] - inst.arrival_h[k], 0.0, 1.0)[:, None]
             row[:, _NUM_SCALARS + 3 * R : _NUM_SCALARS + 4 * R] = inst.arrival_rate_per_h[inst.slot_idx[k]] * left
             row[:, _NUM_SCALARS + 4 * R :] = inst.captive_gpu_s_per_h[inst.slot_idx[k]] / 3600.0 * left
             row[:, :_NUM_SCALARS] = np.stack([

@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 
 from envs.scenario import CostParams, _readonly
 
-FORMAT_VERSION = 3  # 2: arrival_rate_per_h; 3: captive_gpu_s_per_h
+FORMAT_VERSION = 4  # 2: arrival_rate_per_h; 3: captive_gpu_s_per_h; 4: horizon_h
+_READABLE_VERSIONS = (3, 4)  # a version-3 file has no horizon_h: read as whole slots, as it was played
 
 # Per-task arrays: name -> dtype. Quantities marked "cohort" cover all requests of the task.
 TASK_FIELDS: dict[str, type] = {
@@ -121,6 +122,8 @@ class Instance:
     model_names: tuple[str, ...]
     scenario_name: str = ""
     seed: int | None = None
+    horizon_h: float | None = None  # episode length, h, in (S - 1, S]; None: S whole slots
+
 
     def __post_init__(self) -> None:
         K = self.arrival_h.shape[0]
@@ -165,6 +168,9 @@ class Instance:
             j = int(np.argmax(self.slot_idx != expected_slot))
             raise ValueError(f"Instance.slot_idx[{j}] = {int(self.slot_idx[j])}: expected {int(expected_slot[j])}, the "
                              f"hour of arrival_h = {float(self.arrival_h[j])!r} (capped at the last slot)")
+        if self.horizon_h is not None and not (sizes["S"] - 1 < self.horizon_h <= sizes["S"]):
+            raise ValueError(f"Instance.horizon_h = {self.horizon_h!r}: expected a number of hours in "
+                             f"({sizes['S'] - 1}, {sizes['S']}] for {sizes['S']} slots")
         if not isinstance(self.replica_window_h, int | np.integer) or self.replica_window_h < 1:
             raise ValueError(f"Instance.replica_window_h = {self.replica_window_h!r}: expected an integer >= 1")
         for name in (*TASK_FIELDS, *EPISODE_FIELDS):
@@ -195,6 +201,14 @@ class Instance:
     @property
     def num_slots(self) -> int:
         return int(self.price_usd_per_kwh.shape[0])
+
+    @property
+    def slot_end_h(self) -> NDArray[np.float64]:
+        """[S] end of each slot, hours since the start: the next hour, or the horizon in a last partial one."""
+        end = np.arange(1.0, self.num_slots + 1.0)
+        if self.horizon_h is not None:
+            end[-1] = self.horizon_h
+        return end
 
     @property
     def num_windows(self) -> int:
@@ -243,6 +257,7 @@ class Instance:
             "model_names": list(self.model_names),
             "scenario_name": self.scenario_name,
             "seed": self.seed,
+            "horizon_h": self.horizon_h,
         }
 
     def save(self, path: str | Path) -> None:
@@ -267,9 +282,9 @@ class Instance:
             if "__meta__" not in z.files:
                 raise ValueError(f"{str(path)!r} is not a geoinfer instance file (no metadata)")
             meta = json.loads(str(z["__meta__"]))
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"{str(path)!r}: format_version = {meta.get('format_version')!r}: expected "
-                                 f"{FORMAT_VERSION}")
+            if meta.get("format_version") not in _READABLE_VERSIONS:
+                raise ValueError(f"{str(path)!r}: format_version = {meta.get('format_version')!r}: expected one "
+                                 f"of {_READABLE_VERSIONS}")
             missing = [n for n in (*TASK_FIELDS, *EPISODE_FIELDS) if n not in z.files]
             if missing:
                 raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
@@ -285,4 +300,5 @@ class Instance:
             model_names=tuple(meta["model_names"]),
             scenario_name=str(meta["scenario_name"]),
             seed=meta["seed"],
+            horizon_h=meta.get("horizon_h"),
         )

@@ -100,11 +100,12 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     GPU-hours), ``latency_s`` (the task's end-to-end latency there), ``slack_s`` (budget minus that
     latency), ``cost`` (the task's cost there in reward units, before a replica charge: the step costs
     ``cost + (1 - replica_warm) * replica_cost``), ``arrivals_ahead`` (forecast number of tasks whose home
-    is the region still to arrive in the hour: ``Instance.arrival_rate_per_h`` of the slot times the share
-    of the hour left; a forecast from the scenario's arrival rate, not the episode's sampled arrivals),
-    ``captive_gpu_h_ahead`` (forecast GPU-hours, still to arrive in the hour, of the tasks that can run only
-    in this region, their home: ``Instance.captive_gpu_s_per_h / 3600`` times the share of the hour left;
-    the room the region will need for its own), ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
+    is the region still to arrive in the slot: ``Instance.arrival_rate_per_h`` of the slot times the hours
+    left in it, ``Instance.slot_end_h - arrival_h`` (the horizon ends a last partial hour early); a forecast
+    from the scenario's arrival rate, not the episode's sampled arrivals), ``captive_gpu_h_ahead`` (forecast
+    GPU-hours, still to arrive in the slot, of the tasks that can run only in this region, their home:
+    ``Instance.captive_gpu_s_per_h / 3600`` times the same hours left; the room the region will need for
+    its own), ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
 
     **Reward** ``-reward_scale * cost_usd`` where ``cost_usd`` is the step's cost from the shared cost
     model (:mod:`envs.costs`): the task's weighted cost plus ``eta`` times any replica charge it triggers.

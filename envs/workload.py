@@ -340,6 +340,7 @@ def _sample(s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour
         model_names=tuple(x.name for x in m),
         scenario_name=s.name,
         seed=seed,
+        horizon_h=float(H),
     )
     return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
 

@@ -155,6 +155,27 @@ def test_replaying_an_instance_reproduces_the_episode(toy_scenario: Scenario, tm
     np.testing.assert_array_equal(np.array(replayed), rewards)
 
 
+def test_forecasts_ahead_stop_at_the_horizon_in_a_last_partial_hour(default_scenario: Scenario) -> None:
+    # a 2.5-hour episode: in its last slot only the half hour up to the horizon is still to come
+    env = PlacementEnv(scenario=default_scenario, horizon_h=2.5, num_tasks=60)
+    obs, info = env.reset(seed=1)
+    inst, layout = env.instance, env.layout
+    assert inst.horizon_h == 2.5
+    checked = 0
+    for k in range(inst.num_tasks):
+        f = {name: layout.split(obs)[1][:, j] for j, name in enumerate(REGION_FEATURES)}
+        s, t = inst.slot_idx[k], inst.arrival_h[k]
+        left = (2.5 if s == 2 else s + 1.0) - t
+        np.testing.assert_allclose(f["arrivals_ahead"], inst.arrival_rate_per_h[s] * left, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f["captive_gpu_h_ahead"], inst.captive_gpu_s_per_h[s] / 3600 * left,
+                                   rtol=1e-5, atol=1e-9)
+        checked += s == 2
+        obs, _, term, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        if term:
+            break
+    assert checked > 5 and (inst.arrival_rate_per_h[2] > 0).any()
+
+
 def test_observation_fields_match_the_cost_model(toy_scenario: Scenario) -> None:
     env = PlacementEnv(scenario=toy_scenario, num_tasks=30)
     obs, info = env.reset(seed=4)

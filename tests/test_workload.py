@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def assert_same_instance(a: Instance, b: Instance) -> None:
         "model_names",
         "scenario_name",
         "seed",
+        "horizon_h",
     ):
         assert getattr(a, name) == getattr(b, name), name
 
@@ -219,6 +222,16 @@ def test_captive_forecast_is_the_home_only_demand_of_a_fresh_sample() -> None:
     again = Scenario.from_toml(CONTENDED).with_overrides({"workload": {"rate_per_h": 2000.0}})
     assert again is not s
     np.testing.assert_array_equal(captive_gpu_s_per_task(again), captive_gpu_s_per_task(s))
+
+
+def test_forecasts_do_not_read_the_episode_s_own_arrivals(by_kind: dict[str, Scenario]) -> None:
+    # an operator's forecast: the same for every draw of the same day, whatever arrived
+    s = by_kind["bursty"]
+    a, b = (sample_instance(s, seed, horizon_h=6.0, start_hour=s.first_hour) for seed in (1, 2))
+    assert a.num_tasks != b.num_tasks or not np.array_equal(a.arrival_h, b.arrival_h)
+    np.testing.assert_array_equal(a.arrival_rate_per_h, b.arrival_rate_per_h)
+    np.testing.assert_array_equal(a.captive_gpu_s_per_h, b.captive_gpu_s_per_h)
+    assert (a.captive_gpu_s_per_h > 0).any()
 
 
 def test_no_captive_demand_when_every_task_may_go_anywhere(default_scenario: Scenario) -> None:
@@ -434,6 +447,8 @@ def test_digest_tells_episodes_apart(toy_instance: Instance) -> None:
     assert toy_instance.replace(budget_ms=toy_instance.budget_ms + 1.0).digest() != d
     assert toy_instance.replace(start_hour=24).digest() != d
     assert toy_instance.subset(slice(0, 4)).digest() != d
+    assert toy_instance.replace(cost=dataclasses.replace(toy_instance.cost, alpha=0.5)).digest() != d
+    assert toy_instance.replace(horizon_h=toy_instance.num_slots - 0.5).digest() != d
 
 
 def test_save_load_keeps_cost_params(tmp_path: Path, toy_instance: Instance) -> None:
@@ -470,10 +485,18 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
     toy_instance.save(tmp_path / "toy.npz")
     with np.load(tmp_path / "toy.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    meta = str(arrays["__meta__"]).replace('"format_version": 3', '"format_version": 99')
+    meta = str(arrays["__meta__"]).replace('"format_version": 4', '"format_version": 99')
     np.savez(tmp_path / "future.npz", **{**arrays, "__meta__": np.array(meta)})
-    with pytest.raises(ValueError, match=r"format_version = 99: expected 3"):
+    with pytest.raises(ValueError, match=r"format_version = 99: expected one of \(3, 4\)"):
         Instance.load(tmp_path / "future.npz")
+    # a version-3 file (before horizon_h) still reads, as whole slots
+    meta3 = json.loads(str(arrays["__meta__"]))
+    meta3["format_version"] = 3
+    del meta3["horizon_h"]
+    np.savez(tmp_path / "v3.npz", **{**arrays, "__meta__": np.array(json.dumps(meta3))})
+    old = Instance.load(tmp_path / "v3.npz")
+    assert old.horizon_h is None and old.slot_end_h[-1] == old.num_slots
+    np.testing.assert_array_equal(old.budget_ms, toy_instance.budget_ms)
     np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "budget_ms"})
     with pytest.raises(ValueError, match=r"lacks the arrays \['budget_ms'\]"):
         Instance.load(tmp_path / "partial.npz")
@@ -518,6 +541,9 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
             r"Instance\.arrival_h\[4\] = .*2\.25 < arrival_h\[3\]: expected tasks in arrival order",
         ),
         ({"replica_window_h": 0}, r"Instance\.replica_window_h = 0: expected an integer >= 1"),
+        ({"horizon_h": 2.0}, r"Instance\.horizon_h = 2\.0: expected a number of hours in \(2, 3\] for 3 slots"),
+        ({"horizon_h": 3.5}, r"Instance\.horizon_h = 3\.5: expected"),
+        ({"horizon_h": float("nan")}, r"Instance\.horizon_h = nan: expected"),
     ],
 )
 def test_instance_rejects_bad_arrays(toy_instance: Instance, change: dict, match: str) -> None:
@@ -537,6 +563,7 @@ def test_review_edge_cases_of_sampling(default_scenario: Scenario) -> None:
     # a last partial hour holds that share of its slot's capacity
     half = sample_instance(default_scenario, seed=0, num_tasks=20, horizon_h=2.5, start_hour=24)
     np.testing.assert_allclose(half.capacity_gpu_s[-1], 0.5 * default_scenario.capacity_gpu_s[24 + 2])
+    assert half.horizon_h == 2.5 and list(half.slot_end_h) == [1.0, 2.0, 2.5]
     np.testing.assert_allclose(half.capacity_gpu_s[0], default_scenario.capacity_gpu_s[24])
     # a caller's generator: the seed argument is ignored, so it is not recorded
     assert sample_instance(default_scenario, seed=5, rng=np.random.default_rng(1), num_tasks=3).seed is None
