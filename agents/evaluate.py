@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import pickle
 import time
 import zipfile
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from envs.costs import check_plan_feasible, evaluate_plan
 from envs.dynamics import EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.metrics import summary
@@ -269,22 +271,39 @@ def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None
     """:func:`solve_oracle`, its result kept in ``folder`` under the instance's :meth:`~envs.Instance.digest`.
 
     A cached result is reused for the same episode content only, and only if it is proven optimal or was
-    solved with at least ``time_limit_s`` (``None``: no limit); otherwise the oracle is solved again.
+    solved with at least ``time_limit_s`` (``None``: no limit), and if its plan is still feasible and
+    still costs its recorded objective under today's cost model (a changed model re-solves instead of
+    returning a stale optimum). An unreadable file is a miss; writes are atomic, so runs may share a folder.
     """
     digest = inst.digest()
     p = Path(folder) / f"oracle_{digest[:24]}.npz"
-    if p.is_file():
-        with np.load(p) as z:
-            cached_limit = float(z["time_limit_s"])  # inf: solved without a limit
-            wanted = math.inf if time_limit_s is None else time_limit_s
-            if str(z["digest"]) == digest and (str(z["status"]) == "optimal" or cached_limit >= wanted):
-                return OracleResult(z["plan"], float(z["objective_usd"]), str(z["status"]), float(z["mip_gap"]),
-                                    float(z["solve_s"]))
+    wanted = math.inf if time_limit_s is None else time_limit_s
+    hit = _read_cached_oracle(p, digest, wanted)
+    if hit is not None and not check_plan_feasible(inst, hit.plan) and math.isclose(
+            evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7, abs_tol=1e-9):
+        return hit
     res = solve_oracle(inst, time_limit_s)
     p.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(p, plan=res.plan, objective_usd=res.objective_usd, status=res.status, mip_gap=res.mip_gap,
-             solve_s=res.solve_s, digest=digest, time_limit_s=math.inf if time_limit_s is None else time_limit_s)
+    tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, plan=res.plan, objective_usd=res.objective_usd, status=res.status, mip_gap=res.mip_gap,
+             solve_s=res.solve_s, digest=digest, time_limit_s=wanted)
+    os.replace(tmp, p)  # readers see the old file or the new one, never half of one
     return res
+
+
+def _read_cached_oracle(p: Path, digest: str, wanted_limit_s: float) -> OracleResult | None:
+    """The result stored at ``p`` if it is for ``digest`` and good enough for ``wanted_limit_s``; else None."""
+    try:
+        with np.load(p) as z:
+            if str(z["digest"]) != digest:
+                return None
+            # inf: solved without a limit
+            if str(z["status"]) != "optimal" and float(z["time_limit_s"]) < wanted_limit_s:
+                return None
+            return OracleResult(np.asarray(z["plan"], dtype=np.int64), float(z["objective_usd"]), str(z["status"]),
+                                float(z["mip_gap"]), float(z["solve_s"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent, truncated or foreign
+        return None
 
 
 # --------------------------------------------------------------------------------- the benchmark

@@ -339,8 +339,39 @@ def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_s
     np.savez(f, **{**data, "status": np.array("time_limit")})
     cached_oracle(a, limited, 10.0)
     assert len(solves) == 4  # 10 s <= 30 s: reused
+    cached_oracle(a, limited, 30.0)
+    assert len(solves) == 4  # the same limit: reused
     cached_oracle(a, limited, None)
     assert solves[-1] is None and len(solves) == 5
+
+
+def test_cached_oracle_re_solves_a_stale_or_broken_file(tmp_path: Path, toy_scenario: Scenario,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if milp_module() is None:
+        pytest.skip("baselines.milp is not importable")
+    solves: list[float | None] = []
+    solve = agents.evaluate.solve_oracle
+
+    def counting(inst: Instance, time_limit_s: float | None = None) -> object:
+        solves.append(time_limit_s)
+        return solve(inst, time_limit_s)
+
+    monkeypatch.setattr(agents.evaluate, "solve_oracle", counting)
+    (a,) = evaluation_instances(toy_scenario, [1], TASKS)
+    first = cached_oracle(a, tmp_path, 30.0)
+    (f,) = tmp_path.glob("oracle_*.npz")  # one file, no temporary left behind
+    with np.load(f) as z:
+        data = {k: z[k] for k in z.files}
+    # an objective the plan no longer costs (the cost model changed since): solved again, file replaced
+    np.savez(f, **{**data, "objective_usd": np.array(first.objective_usd + 1.0)})
+    assert cached_oracle(a, tmp_path, 30.0).objective_usd == pytest.approx(first.objective_usd)
+    assert len(solves) == 2
+    cached_oracle(a, tmp_path, 30.0)
+    assert len(solves) == 2  # the rewritten file is good again
+    # a truncated file (a run killed while writing by an older version): a miss, not a crash
+    f.write_bytes(f.read_bytes()[:100])
+    assert cached_oracle(a, tmp_path, 30.0).objective_usd == pytest.approx(first.objective_usd)
+    assert len(solves) == 3 and [p.name for p in tmp_path.iterdir()] == [f.name]
 
 
 # --------------------------------------------------------------------------------------------- CLI
