@@ -124,7 +124,6 @@ class Instance:
     seed: int | None = None
     horizon_h: float | None = None  # episode length, h, in (S - 1, S]; None: S whole slots
 
-
     def __post_init__(self) -> None:
         K = self.arrival_h.shape[0]
         sizes = {"S": self.price_usd_per_kwh.shape[0], "R": len(self.region_names), "N": len(self.node_names),
@@ -168,7 +167,8 @@ class Instance:
             j = int(np.argmax(self.slot_idx != expected_slot))
             raise ValueError(f"Instance.slot_idx[{j}] = {int(self.slot_idx[j])}: expected {int(expected_slot[j])}, the "
                              f"hour of arrival_h = {float(self.arrival_h[j])!r} (capped at the last slot)")
-        if self.horizon_h is not None and not (sizes["S"] - 1 < self.horizon_h <= sizes["S"]):
+        if self.horizon_h is not None and not (isinstance(self.horizon_h, int | float | np.number)
+                                               and sizes["S"] - 1 < self.horizon_h <= sizes["S"]):
             raise ValueError(f"Instance.horizon_h = {self.horizon_h!r}: expected a number of hours in "
                              f"({sizes['S'] - 1}, {sizes['S']}] for {sizes['S']} slots")
         if not isinstance(self.replica_window_h, int | np.integer) or self.replica_window_h < 1:

@@ -307,18 +307,24 @@ def test_evaluation_table_has_every_policy_and_nonnegative_regret(tmp_path: Path
     assert table.loc[table["policy"] == "oracle", "relative_regret_mean"].iloc[0] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_scenario: Scenario,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    if milp_module() is None:
-        pytest.skip("baselines.milp is not importable")
-    solves: list[float | None] = []
+@pytest.fixture
+def solves(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """The time limits of the oracle solves run from now on (cache hits add nothing)."""
+    calls: list[float | None] = []
     solve = agents.evaluate.solve_oracle
 
     def counting(inst: Instance, time_limit_s: float | None = None) -> object:
-        solves.append(time_limit_s)
+        calls.append(time_limit_s)
         return solve(inst, time_limit_s)
 
     monkeypatch.setattr(agents.evaluate, "solve_oracle", counting)
+    return calls
+
+
+def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_scenario: Scenario,
+                                                            solves: list[float | None]) -> None:
+    if milp_module() is None:
+        pytest.skip("baselines.milp is not importable")
     a, b = evaluation_instances(toy_scenario, [1, 2], TASKS)
     first = cached_oracle(a, tmp_path, 30.0)
     again = cached_oracle(a, tmp_path, 30.0)
@@ -346,17 +352,9 @@ def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_s
 
 
 def test_cached_oracle_re_solves_a_stale_or_broken_file(tmp_path: Path, toy_scenario: Scenario,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                                        solves: list[float | None]) -> None:
     if milp_module() is None:
         pytest.skip("baselines.milp is not importable")
-    solves: list[float | None] = []
-    solve = agents.evaluate.solve_oracle
-
-    def counting(inst: Instance, time_limit_s: float | None = None) -> object:
-        solves.append(time_limit_s)
-        return solve(inst, time_limit_s)
-
-    monkeypatch.setattr(agents.evaluate, "solve_oracle", counting)
     (a,) = evaluation_instances(toy_scenario, [1], TASKS)
     first = cached_oracle(a, tmp_path, 30.0)
     (f,) = tmp_path.glob("oracle_*.npz")  # one file, no temporary left behind

@@ -544,6 +544,7 @@ def test_loading_files_that_are_not_instances(tmp_path: Path, toy_instance: Inst
         ({"horizon_h": 2.0}, r"Instance\.horizon_h = 2\.0: expected a number of hours in \(2, 3\] for 3 slots"),
         ({"horizon_h": 3.5}, r"Instance\.horizon_h = 3\.5: expected"),
         ({"horizon_h": float("nan")}, r"Instance\.horizon_h = nan: expected"),
+        ({"horizon_h": "3"}, r"Instance\.horizon_h = '3': expected a number of hours"),
     ],
 )
 def test_instance_rejects_bad_arrays(toy_instance: Instance, change: dict, match: str) -> None:
