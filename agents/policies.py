@@ -5,7 +5,7 @@ region features feature-major, see :class:`envs.dynamics.ObsLayout`) and scores 
 weights:
 
 1. **Task encoder** ``t = MLP(task)``: workload class and residency one-hots, the task's scalars (slack,
-   energy, GPU time, rounds, overflow and replica charges, progress, the share of the hour slot gone) and
+   energy, GPU time, rounds, overflow and replica charges, the shares of the horizon and of the hour slot gone) and
    the hour of day as sin / cos. The service-node one-hot is left out on purpose: its length is tied to
    the scenario's nodes, and what it tells (which region is near and which is home) is already in each
    region's latency, slack and cost.
@@ -106,7 +106,7 @@ class RegionNet(nn.Module):
         names = list(task_features)
         self.num_task_features = len(names)
         self.num_region_features = len(region_features)
-        missing = [n for n in (*TASK_SCALARS, "progress", "hour_utc", "hour_elapsed") if n not in names]
+        missing = [n for n in (*TASK_SCALARS, "horizon_elapsed", "hour_utc", "hour_elapsed") if n not in names]
         missing += [n for n in REGION_SCALES if n not in region_features]
         if missing:
             raise ValueError(f"observation layout lacks features {missing}: expected the layout of envs.dynamics")
@@ -115,7 +115,7 @@ class RegionNet(nn.Module):
         self.register_buffer("scalar_idx", th.tensor([names.index(n) for n in TASK_SCALARS], dtype=th.long),
                              persistent=False)
         self.register_buffer("scalar_scale", th.tensor(list(TASK_SCALARS.values())), persistent=False)
-        self.i_progress, self.i_hour = names.index("progress"), names.index("hour_utc")
+        self.i_horizon, self.i_hour = names.index("horizon_elapsed"), names.index("hour_utc")
         self.i_elapsed = names.index("hour_elapsed")
         self.i_overflow, self.i_replica = names.index("overflow_cost"), names.index("replica_cost")
         self.i_gpu_h = names.index("gpu_h")
@@ -131,7 +131,7 @@ class RegionNet(nn.Module):
             pseudo[rf.index(n)] = v
         self.register_buffer("overflow_row", pseudo, persistent=False)
 
-        task_in = len(onehot) + len(TASK_SCALARS) + 4  # + progress, hour elapsed, sin and cos of the hour
+        task_in = len(onehot) + len(TASK_SCALARS) + 4  # + horizon and hour elapsed, sin and cos of the hour
         region_in = len(rf) + NUM_DERIVED
         self.task_mlp = _mlp([task_in, hidden, hidden], activation)
         self.encoder = _mlp([region_in + hidden, hidden, hidden], activation)
@@ -156,7 +156,7 @@ class RegionNet(nn.Module):
         task = obs[:, :ft]
         hour = task[:, self.i_hour] * (2 * math.pi / 24)
         t_in = th.cat([task[:, self.onehot_idx], symlog(task[:, self.scalar_idx] * self.scalar_scale),
-                       task[:, self.i_progress, None], task[:, self.i_elapsed, None], th.sin(hour)[:, None],
+                       task[:, self.i_horizon, None], task[:, self.i_elapsed, None], th.sin(hour)[:, None],
                        th.cos(hour)[:, None]], dim=1)
         t = self.task_mlp(t_in)
 

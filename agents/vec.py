@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvO
 
 from envs.dynamics import EpisodeBatch, ObsLayout
 from envs.instance import Instance
-from envs.placement import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, PlacementEnv, resolve_scenario
+from envs.placement import DEFAULT_REWARD_SCALE, PlacementEnv, check_env_args, resolve_scenario
 from envs.scenario import Scenario
 from envs.workload import sample_episode
 
@@ -48,8 +48,8 @@ class PlacementBatchVecEnv(VecEnv):
     Observations, actions, rewards and masks are those of :class:`envs.placement.PlacementEnv`
     (``float32 [num_envs, obs]``, ``Discrete(R + 1)``, ``-reward_scale x cost_usd``). ``action_masks()``
     (also through ``env_method("action_masks")``, sb3-contrib's convention) returns ``bool [num_envs, R+1]``.
-    With ``invalid_action="overflow"`` a masked action runs the overflow action and the step's info has
-    ``invalid_action=True``; with ``"raise"`` it raises ``ValueError``.
+    With ``invalid_action="overflow"`` (default) a masked action runs the overflow action and the step's info
+    has ``invalid_action=True``; with ``"raise"`` it raises ``ValueError``.
 
     Infos: ``invalid_action`` (bool) on every step; on the last step of an episode also
     ``terminal_observation`` (zeros, as ``PlacementEnv`` returns) and ``TimeLimit.truncated=False``.
@@ -61,13 +61,10 @@ class PlacementBatchVecEnv(VecEnv):
         scenario: Scenario | str | Path | None = None,
         num_tasks: int | None = None,
         horizon_h: float | None = None,
-        invalid_action: str = "raise",
+        invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
     ) -> None:
-        if not (isinstance(num_envs, int | np.integer) and num_envs >= 1):
-            raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
-        if invalid_action not in INVALID_ACTION_MODES:
-            raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
+        check_env_args(invalid_action, reward_scale, num_tasks, num_envs)
         self.scenario = resolve_scenario(scenario)
         s = self.scenario
         self.num_tasks, self.horizon_h = num_tasks, horizon_h
@@ -205,7 +202,7 @@ def make_vec_env(
     backend: str = "batch",
     num_tasks: int | None = None,
     horizon_h: float | None = None,
-    invalid_action: str = "raise",
+    invalid_action: str = "overflow",
     reward_scale: float = DEFAULT_REWARD_SCALE,
 ) -> VecEnv:
     """``num_envs`` placement envs as an SB3 ``VecEnv`` (``backend``: one of :data:`VEC_BACKENDS`).

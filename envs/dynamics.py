@@ -75,7 +75,7 @@ class ObsLayout:
             "rounds",  # service <-> compute round trips
             "overflow_cost",  # cost of the overflow action, reward units
             "replica_cost",  # charge for bringing up the task's model where it is not warm, reward units
-            "progress",  # share of the episode's tasks already placed, [0, 1)
+            "horizon_elapsed",  # share of the episode's horizon gone at the task's arrival, [0, 1]
             "hour_utc",  # hour of day of the task's slot, [0, 24)
             "hour_elapsed",  # share of the task's hour slot already gone at its arrival, [0, 1]
         )
@@ -96,7 +96,7 @@ class ObsLayout:
         """``(low, high)`` of every observation entry: [0, 1] for one-hots, flags and shares, [0, 24) for
         the hour, [0, max float32] for the other quantities, and both signs for slacks."""
         big = np.finfo(np.float32).max
-        unit = {"capacity_left", "replica_warm", "feasible", "progress", "hour_elapsed"}
+        unit = {"capacity_left", "replica_warm", "feasible", "horizon_elapsed", "hour_elapsed"}
         low_t = [-big if f == "home_slack_s" else 0.0 for f in self.task_features]
         high_t = [1.0 if "=" in f or f in unit else 24.0 if f == "hour_utc" else big for f in self.task_features]
         low_r = [-big if f == "slack_s" else 0.0 for f in REGION_FEATURES]
@@ -226,6 +226,8 @@ class EpisodeBatch:
             row[:, _NUM_SCALARS + R : _NUM_SCALARS + 2 * R] = (inst.budget_ms[k, None] - pc.latency_ms[:, :R]) / 1000.0
             row[:, _NUM_SCALARS + 2 * R : _NUM_SCALARS + 3 * R] = pc.total_usd[:, :R] * self.reward_scale
             elapsed = np.clip(inst.arrival_h[k] - inst.slot_idx[k], 0.0, 1.0)
+            # The clock, not the task count: how many tasks an episode holds is one of its future draws.
+            horizon_elapsed = np.clip(inst.arrival_h[k] / slot_end[-1], 0.0, 1.0)
             # The forecast rates over the rest of the slot (the clock hour, or up to the horizon in a last
             # partial one): what a demand forecast can tell ahead.
             left = np.clip(slot_end[inst.slot_idx[k]] - inst.arrival_h[k], 0.0, 1.0)[:, None]
@@ -234,7 +236,7 @@ class EpisodeBatch:
             row[:, :_NUM_SCALARS] = np.stack([
                 (inst.budget_ms[k] - home_lat) / 1000.0, inst.energy_kwh[k], inst.gpu_s[k] / 3600.0,
                 inst.rounds[k], pc.total_usd[:, R] * self.reward_scale,
-                charge[inst.model_idx[k]] * self.reward_scale, k / K,
+                charge[inst.model_idx[k]] * self.reward_scale, horizon_elapsed,
                 (inst.start_hour + inst.slot_idx[k]) % 24, elapsed,
             ], axis=1)
         self.slot[e, :K] = inst.slot_idx

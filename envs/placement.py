@@ -35,8 +35,12 @@ def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None
     return s
 
 
-def check_env_args(invalid_action: str, reward_scale: float, num_tasks: int | None) -> None:
-    """The constructor arguments the single and the vector env share."""
+def check_env_args(invalid_action: str, reward_scale: float, num_tasks: int | None,
+                   num_envs: int | None = None) -> None:
+    """The constructor arguments every env class shares (single, Gymnasium vector, SB3 batch)."""
+    if num_envs is not None and (isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer)
+                                 or num_envs < 1):
+        raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
     if invalid_action not in INVALID_ACTION_MODES:
         raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
     if not (np.isfinite(reward_scale) and reward_scale > 0):
@@ -70,9 +74,10 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
 
     **Action mask** ``action_masks()`` and ``info["action_mask"]``: bool ``[R + 1]``, region i is
     admissible when the task's latency there is within its budget, the residency rule allows it and the
-    slot's GPU-seconds left there cover the task. A masked action raises ``ValueError`` with
-    ``invalid_action="raise"`` (default); with ``"overflow"`` it executes the overflow action and sets
-    ``info["invalid_action"] = True`` (for unmasked algorithms).
+    slot's GPU-seconds left there cover the task. ``step`` accepts every element of the action space, as
+    Gymnasium's contract asks: with ``invalid_action="overflow"`` (default) an inadmissible action executes
+    the overflow action and sets ``info["invalid_action"] = True`` (``info["action"]`` is the action
+    executed); ``"raise"`` raises ``ValueError`` with the reason instead (for debugging a policy).
 
     **Observation** ``Box(float32, (F_t + 12 * R,))``: the task features, then the 12 region features
     feature-major (a block of R values per feature, regions in ``scenario.region_names`` order). Names
@@ -90,7 +95,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     rounds                 [1]         service <-> compute round trips
     overflow_cost          [1]         cost of the overflow action (reward units)
     replica_cost           [1]         charge for bringing up the task's model where it is cold (reward units)
-    progress               [1]         share of the episode's tasks already placed
+    horizon_elapsed        [1]         share of the episode's horizon gone at the task's arrival, [0, 1]
     hour_utc               [1]         hour of day of the task's slot (UTC)
     hour_elapsed           [1]         share of the task's hour slot gone at its arrival, [0, 1]
     =====================  ==========  =========================================================
@@ -106,6 +111,18 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     GPU-hours, still to arrive in the slot, of the tasks that can run only in this region, their home:
     ``Instance.captive_gpu_s_per_h / 3600`` times the same hours left; the room the region will need for
     its own), ``replica_warm`` (0/1), ``feasible`` (0/1, the mask).
+
+    **What the observation knows** (audited so that no feature reads the episode's own future draws): the
+    current task's own attributes; the current hour's price, carbon and PUE; the state left by earlier
+    placements (capacity left, warm replicas); the clock (``hour_utc``, ``hour_elapsed``,
+    ``horizon_elapsed``: the horizon is a parameter of the episode, not a draw); and two forecasts from
+    the scenario's arrival intensity and a fixed calibration sample (``arrivals_ahead``,
+    ``captive_gpu_h_ahead``), never from this episode's arrivals. Nothing depends on how many tasks the
+    episode holds or on any later task: two episodes that agree on their first k tasks give the same
+    first k observations. Two modelling choices to know: a task's energy, GPU time and costs include
+    its generated tokens, i.e. the router is assumed to know each request's output length at arrival
+    (an oracle output-length predictor); and with ``num_tasks`` fixed the episode is conditioned on that
+    count (a parameter the forecasts are scaled to), whereas by default the count is random.
 
     **Reward** ``-reward_scale * cost_usd`` where ``cost_usd`` is the step's cost from the shared cost
     model (:mod:`envs.costs`): the task's weighted cost plus ``eta`` times any replica charge it triggers.
@@ -123,7 +140,8 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         num_tasks: tasks per episode (default: Poisson around ``rate_per_h * horizon_h``).
         horizon_h: episode length in hours (default: the scenario's).
         arrival: override the arrival process (``poisson``, ``diurnal``, ``bursty``, ``trace``).
-        invalid_action: ``"raise"`` or ``"overflow"``.
+        invalid_action: ``"overflow"`` (default: an inadmissible action is played as overflow and flagged in
+            ``info``) or ``"raise"`` (a ``ValueError``).
         reward_scale: reward units per USD.
         render_mode: ``None`` or ``"ansi"``.
     """
@@ -136,7 +154,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         num_tasks: int | None = None,
         horizon_h: float | None = None,
         arrival: str | None = None,
-        invalid_action: str = "raise",
+        invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
     ) -> None:

@@ -43,14 +43,12 @@ class PlacementVectorEnv(VectorEnv):
         num_tasks: int | None = None,
         horizon_h: float | None = None,
         arrival: str | None = None,
-        invalid_action: str = "raise",
+        invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
         info_components: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if not (isinstance(num_envs, int | np.integer) and num_envs >= 1):
-            raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
-        check_env_args(invalid_action, reward_scale, num_tasks)
+        check_env_args(invalid_action, reward_scale, num_tasks, num_envs)
         if render_mode is not None:
             raise ValueError(f"render_mode = {render_mode!r}: the vector env does not render (expected None)")
         self.scenario = resolve_scenario(scenario, arrival)

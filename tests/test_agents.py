@@ -94,7 +94,7 @@ def test_batch_vec_env_rewards_sum_to_plan_cost(toy_scenario: Scenario) -> None:
 
 
 def test_batch_vec_env_overflow_mode_and_bad_actions(toy_scenario: Scenario) -> None:
-    venv = make_vec_env(toy_scenario, 2, "batch", num_tasks=10, invalid_action="overflow")
+    venv = make_vec_env(toy_scenario, 2, "batch", num_tasks=10)  # overflow: the default
     venv.seed(0)
     venv.reset()
     mask = np.stack(venv.env_method("action_masks"))
@@ -103,7 +103,7 @@ def test_batch_vec_env_overflow_mode_and_bad_actions(toy_scenario: Scenario) -> 
     assert [i["invalid_action"] for i in infos] == [bool(not mask[e, bad[e]]) for e in range(2)]
     with pytest.raises(ValueError, match="expected an integer"):
         venv.step(np.array([0, 99]))
-    strict = make_vec_env(toy_scenario, 1, "batch", num_tasks=10)
+    strict = make_vec_env(toy_scenario, 1, "batch", num_tasks=10, invalid_action="raise")
     strict.seed(0)
     strict.reset()
     m = strict.env_method("action_masks")[0]

@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
+from agents.vec import PlacementBatchVecEnv
 from envs import ENV_ID, Scenario, check_plan_feasible, evaluate_plan, sample_instance
 from envs.costs import capacity_limit_gpu_s
 from envs.dynamics import REGION_FEATURES
@@ -42,14 +43,49 @@ def random_masked_rollout(env: gym.Env, seed: int, rng_seed: int = 0, options=No
 
 
 # ------------------------------------------------------------------------------------- API checks
-def test_gymnasium_and_sb3_checkers_pass(toy_scenario: Scenario) -> None:
-    # The checkers step random actions, so masked ones must not raise: the unmasked-algorithm mode.
-    for scenario in (None, toy_scenario):
-        env = PlacementEnv(scenario=scenario, num_tasks=50, invalid_action="overflow")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # a checker warning is a failure too
-            gym_check_env(env, skip_render_check=True)
-        sb3_check_env(PlacementEnv(scenario=scenario, num_tasks=50, invalid_action="overflow"), warn=True)
+GEOINFER_IDS = sorted(i for i in gym.registry if i.startswith("geoinfer/"))
+
+
+def test_every_id_is_tested() -> None:
+    assert ENV_ID in GEOINFER_IDS
+
+
+@pytest.mark.parametrize("env_id", GEOINFER_IDS)
+def test_gymnasium_and_sb3_checkers_pass_with_default_arguments(env_id: str) -> None:
+    """Both checkers step ``action_space.sample()``: with default arguments every action must be accepted."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checker warning is a failure too
+        gym_check_env(gym.make(env_id).unwrapped)
+    sb3_check_env(gym.make(env_id), warn=True)
+
+
+def test_checkers_pass_on_the_toy_scenario(toy_scenario: Scenario) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(gym.make(ENV_ID, scenario=toy_scenario, num_tasks=50).unwrapped)
+    sb3_check_env(gym.make(ENV_ID, scenario=toy_scenario, num_tasks=50), warn=True)
+
+
+@pytest.mark.parametrize("env_id", GEOINFER_IDS)
+def test_native_vector_env_accepts_any_action(env_id: str) -> None:
+    """Gymnasium has no vector-env checker: step ``action_space.sample()`` through autoresets instead, with
+    default arguments, and check spaces, flags and costs."""
+    venv = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    venv.action_space.seed(0)
+    obs, info = venv.reset(seed=0)
+    flagged = 0
+    for _ in range(300):
+        mask = info["action_mask"]
+        a = venv.action_space.sample()
+        obs, r, term, trunc, info = venv.step(a)
+        assert venv.observation_space.contains(obs)
+        assert not trunc.any() and np.isfinite(r).all()
+        played = info["task_idx"] >= 0
+        invalid = played & ~mask[np.arange(3), a]
+        assert np.array_equal(info["invalid_action"], invalid)
+        assert (info["action"][invalid] == venv.unwrapped.num_regions).all()
+        flagged += int(invalid.sum())
+    assert flagged > 0  # random actions do hit inadmissible regions
 
 
 def test_make_with_no_arguments_and_from_a_fresh_interpreter() -> None:
@@ -228,7 +264,7 @@ def test_render_ansi_shows_task_and_regions(toy_scenario: Scenario) -> None:
 
 # ------------------------------------------------------------------------------- invalid input
 def test_masked_action_raises_naming_action_and_reason(toy_scenario: Scenario) -> None:
-    env = PlacementEnv(scenario=toy_scenario, num_tasks=300)
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=300, invalid_action="raise")
     obs, info = env.reset(seed=0)
     while info["action_mask"][:-1].all():
         _obs, _, _, _, info = env.step(0)
@@ -238,7 +274,7 @@ def test_masked_action_raises_naming_action_and_reason(toy_scenario: Scenario) -
 
 
 def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) -> None:
-    env = PlacementEnv(scenario=toy_scenario, num_tasks=300, invalid_action="overflow")
+    env = PlacementEnv(scenario=toy_scenario, num_tasks=300)  # the default mode
     obs, info = env.reset(seed=0)
     while info["action_mask"][:-1].all():
         _obs, _, _, _, info = env.step(0)
@@ -264,6 +300,20 @@ def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) ->
 def test_bad_constructor_arguments(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         PlacementEnv(**kwargs)
+    if "render_mode" in kwargs or "arrival" in kwargs:  # arguments only the single env takes
+        return
+    # every env class checks its arguments the same way
+    with pytest.raises(ValueError, match=match):
+        PlacementVectorEnv(2, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        PlacementBatchVecEnv(2, **kwargs)
+
+
+@pytest.mark.parametrize("num_envs", [0, -1, 1.5, True, "2"])
+def test_bad_num_envs(num_envs) -> None:
+    for cls in (PlacementVectorEnv, PlacementBatchVecEnv):
+        with pytest.raises(ValueError, match="num_envs = "):
+            cls(num_envs)
 
 
 def test_bad_step_and_reset_input(toy_scenario: Scenario, default_scenario: Scenario) -> None:
@@ -361,3 +411,44 @@ def test_a_plan_exactly_at_capacity_replays_through_the_env(default_scenario: Sc
         total += r
     assert term
     assert -total / env.reward_scale == pytest.approx(evaluate_plan(inst, plan).total_usd, rel=1e-9)
+
+
+# ------------------------------------------------------------------------- no look into the future
+def test_observations_do_not_depend_on_later_tasks(default_scenario: Scenario) -> None:
+    """Two episodes that agree on their first k tasks and differ afterwards (fewer tasks, or other ones)
+    give identical observations and masks for those k steps: no feature reads the episode's future."""
+    bursty = default_scenario.with_overrides({"workload": {"arrival": "bursty"}})
+    inst = sample_instance(bursty, seed=4)
+    K, k = inst.num_tasks, 60
+    assert k + 50 < K
+    later = np.arange(k, K)
+    variants = [
+        inst.subset(np.r_[0:k, k + 40 : K]),  # 40 fewer tasks after the k-th
+        inst.subset(slice(0, k + 1)),  # the episode ends right after
+        inst.replace(gpu_s=np.where(np.arange(K) >= k, 3 * inst.gpu_s, inst.gpu_s),  # heavier later tasks
+                     generated_tokens=np.where(np.arange(K) >= k, 2 * inst.generated_tokens, inst.generated_tokens)),
+    ]
+    assert all(v.num_tasks != K for v in variants[:2]) and later.size
+    env, other = PlacementEnv(scenario=bursty), PlacementEnv(scenario=bursty)
+    rng = np.random.default_rng(0)
+    for variant in variants:
+        obs, info = env.reset(options={"instance": inst})
+        obs2, info2 = other.reset(options={"instance": variant})
+        for step in range(k):
+            assert np.array_equal(obs, obs2), f"observation {step} differs"
+            assert np.array_equal(info["action_mask"], info2["action_mask"])
+            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            obs, _, _, _, info = env.step(a)
+            obs2, _, _, _, info2 = other.step(a)
+
+
+def test_horizon_elapsed_is_the_clock(toy_scenario: Scenario) -> None:
+    inst = sample_instance(toy_scenario, seed=2)
+    env = PlacementEnv(scenario=toy_scenario)
+    obs, _ = env.reset(options={"instance": inst})
+    i = env.layout.task_features.index("horizon_elapsed")
+    seen = [obs[i]]
+    for _ in range(inst.num_tasks - 1):
+        obs, *_ = env.step(inst.overflow_action)
+        seen.append(obs[i])
+    assert np.allclose(seen, inst.arrival_h / inst.horizon_h)
