@@ -280,7 +280,7 @@ def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None
     wanted = math.inf if time_limit_s is None else time_limit_s
     hit = _read_cached_oracle(p, digest, wanted)
     if hit is not None and not check_plan_feasible(inst, hit.plan) and math.isclose(
-            evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7, abs_tol=1e-9):
+            evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7):
         return hit
     res = solve_oracle(inst, time_limit_s)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -60,14 +60,21 @@ from envs.instance import Instance
 
 Linking = Literal["strong", "weak"]
 
-# Absolute slack, USD, on top of the relative gap when comparing objectives (sums of floats).
-OBJ_ATOL_USD = 1e-9
 # A binary is read as 1 above this value.
 ONE = 0.5
 # HiGHS's tolerance on rows of a MIP solution (its default 1e-6 GPU-s could exceed the env's slack).
 MIP_FEAS_TOL = 1e-9
 # HiGHS options set on every block, after ours (callers may override them).
 HIGHS_OPTIONS: dict[str, bool | int | float | str] = {}
+
+
+class _Highs(highspy.Highs):
+    """``highspy.Highs`` silent from the start: its constructor registers callbacks, which prints HiGHS's
+    banner on the user's terminal unless ``output_flag`` is already off (``verbose`` turns it on again)."""
+
+    def enableCallbacks(self) -> None:
+        self.silent()
+        super().enableCallbacks()
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -95,9 +102,9 @@ class BlockStats:
 class MilpResult:
     """An oracle solve: the plan, its cost, and how far from optimal it is proven to be.
 
-    ``mip_gap = (objective_usd - dual_bound_usd) / |objective_usd|`` (0 when both are 0) is the true
-    relative gap of the returned plan; ``status == 'optimal'`` iff ``mip_gap <= mip_rel_gap`` (or the
-    two differ by less than ``OBJ_ATOL_USD``), else ``'time_limit'`` (a solver failure raises).
+    ``mip_gap = (objective_usd - dual_bound_usd) / |objective_usd|`` (0 when the bound reaches the
+    objective) is the true relative gap of the returned plan; ``status == 'optimal'`` iff
+    ``mip_gap <= mip_rel_gap``, else ``'time_limit'`` (a solver failure raises).
     """
 
     plan: NDArray[np.int64]  # [K] action per task (R = overflow)
@@ -365,14 +372,36 @@ class _Model:
     rep_of: NDArray[np.int64]  # [P_b] local y index needed by each x column, -1 if none
     num_tasks: int
     num_x: int
+    # USD per unit of the objective HiGHS sees: the mean over tasks of each task's cheapest action, so
+    # HiGHS's absolute tolerances (dual feasibility 1e-7 on reduced costs) stay small against the
+    # objective whatever its scale (a carbon-only day may cost 0.04 USD in all).
+    cost_scale: float
 
     def highs(self, verbose: bool) -> highspy.Highs:
-        h = highspy.Highs()
+        h = _Highs()
         h.setOptionValue("output_flag", verbose)
-        h.passModel(self.num_col, self.num_row, int(self.a_index.size), 1, 1, 0.0, self.col_cost,
+        h.passModel(self.num_col, self.num_row, int(self.a_index.size), 1, 1, 0.0, self.col_cost / self.cost_scale,
                     np.zeros(self.num_col), np.ones(self.num_col), self.row_lo, self.row_hi, self.a_start,
                     self.a_index, self.a_value, np.ones(self.num_col, dtype=np.int32))
         return h
+
+    def lagrangian_bound(self, row_dual: NDArray[np.float64]) -> float:
+        """A lower bound on the block's optimum, USD, valid for *any* row multipliers (weak duality).
+
+        With ``x in [0, 1]`` and rows ``lo <= A x <= hi``: ``c x >= sum_r y_r (lo_r or hi_r) +
+        sum_j min(0, c_j - (A^T y)_j)``, choosing ``lo_r`` where ``y_r > 0`` and ``hi_r`` where ``y_r < 0``
+        (multipliers of one-sided rows are first clipped to their valid sign). Fed the LP's duals it equals
+        the LP bound up to their inexactness, and never exceeds the optimum, whatever HiGHS's tolerances.
+        """
+        y = np.asarray(row_dual, dtype=np.float64)
+        y = np.where(np.isinf(self.row_lo), np.minimum(y, 0.0), y)
+        y = np.where(np.isinf(self.row_hi), np.maximum(y, 0.0), y)
+        rows_part = np.where(y > 0, y * np.where(np.isinf(self.row_lo), 0.0, self.row_lo),
+                             y * np.where(np.isinf(self.row_hi), 0.0, self.row_hi))
+        col_of = np.repeat(np.arange(self.num_col), np.diff(self.a_start))
+        aty = np.bincount(col_of, weights=self.a_value * y[self.a_index], minlength=self.num_col)
+        reduced = self.col_cost / self.cost_scale - aty
+        return float(rows_part.sum() + np.minimum(reduced, 0.0).sum()) * self.cost_scale
 
     def columns(self, chosen: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Column values of an assignment of the block's pairs (y = 1 where a chosen pair needs it)."""
@@ -458,7 +487,19 @@ def _build(inst: Instance, pairs: _Pairs, linking: Linking) -> _Model:
                                      n_x + n_y)
     return _Model(num_col=n_x + n_y, num_row=n_r, col_cost=col_cost, row_lo=np.concatenate(row_lo),
                   row_hi=np.concatenate(row_hi), a_start=a_start, a_index=a_index, a_value=a_value,
-                  task_row=trow, rep_of=rep_of, num_tasks=n_t, num_x=n_x)
+                  task_row=trow, rep_of=rep_of, num_tasks=n_t, num_x=n_x,
+                  cost_scale=_cost_scale(pairs.cost_usd, trow, n_t, col_cost))
+
+
+def _cost_scale(cost: NDArray[np.float64], task_row: NDArray[np.int64], num_tasks: int,
+                col_cost: NDArray[np.float64]) -> float:
+    """USD per objective unit for HiGHS: the mean of each task's cheapest pair, else the largest cost, else 1."""
+    cheapest = np.full(num_tasks, np.inf)
+    np.minimum.at(cheapest, task_row, cost)
+    for scale in (float(cheapest.mean()) if num_tasks else 0.0, float(np.abs(col_cost).max(initial=0.0))):
+        if math.isfinite(scale) and scale > 0.0:
+            return scale
+    return 1.0
 
 
 def _csc(rows: NDArray[np.int64], cols: NDArray[np.int64], vals: NDArray[np.float64], num_col: int
@@ -478,8 +519,7 @@ def _ensure_single_thread_scheduler() -> None:
     in the process (any other HiGHS user may have set it); a 1-variable probe finds out, cheaply.
     """
     with _scheduler_lock:
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = _Highs()
         h.setOptionValue("threads", 1)
         i32 = np.int32
         h.passModel(1, 0, 0, 1, 1, 0.0, np.zeros(1), np.zeros(1), np.ones(1), np.zeros(0), np.zeros(0),
@@ -522,7 +562,9 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
     h.run()
     lp_bound = -math.inf
     if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-        lp_bound = float(h.getInfo().objective_function_value)
+        # The bound from the LP's duals by weak duality, not HiGHS's LP objective: that one may exceed the
+        # true LP optimum by the dual infeasibilities HiGHS tolerates
+        lp_bound = model.lagrangian_bound(np.asarray(h.getSolution().row_dual))
         if opt.mip_start:
             start = _greedy_start(inst, pairs, np.asarray(h.getSolution().col_value)[:model.num_x])
     h.setOptionValue("solve_relaxation", False)
@@ -531,7 +573,7 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
         sol.col_value = model.columns(start).tolist()
         sol.value_valid = True
         h.setSolution(sol)
-    start_usd = float(model.col_cost @ model.columns(start))
+    start_usd = _columns_cost(model, start)
     start_s = time.perf_counter() - t1
     # --- solve
     t2 = time.perf_counter()
@@ -557,11 +599,10 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
                            f"{h.modelStatusToString(ms)!r}")
     # --- extract
     note = ""
-    obj = float(info.objective_function_value)
-    bound = max(lp_bound, float(info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else -math.inf)
+    obj = float(info.objective_function_value) * model.cost_scale
     if has_sol:
         v = np.asarray(h.getSolution().col_value)
-        if opt.mip_start and abs(float(model.col_cost @ v) - obj) > 1e-9 * max(1.0, abs(obj)):
+        if opt.mip_start and abs(float(model.col_cost @ v) - obj) > 1e-9 * max(abs(obj), model.cost_scale):
             # HiGHS 1.16 may report the objective of its presolved incumbent yet return the MIP start
             # itself (seen when presolve maps the start to a better point): solve again, no presolve.
             if ("presolve", "off") in opt.highs:
@@ -575,8 +616,14 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
                      "presolve"))
         chosen = v[:model.num_x] > ONE
     else:  # stopped before HiGHS took the start: the start is the incumbent, with whatever bound there is
-        chosen, obj = start, start_usd
+        chosen = start
         note = "stopped before HiGHS had a solution: the greedy start is the incumbent"
+    obj = _columns_cost(model, chosen)  # the incumbent re-priced in USD, not HiGHS's scaled figure
+    bound, trusted = _block_bound(model, obj, lp_bound, float(info.mip_dual_bound),
+                                  float(h.getOptionValue("dual_feasibility_tolerance")[1]))
+    if not trusted:
+        note = (f"{note}; " if note else "") + ("HiGHS's dual bound lies above its incumbent beyond its own "
+                                                "tolerances: the LP relaxation's bound is kept")
     per_task = np.bincount(model.task_row[chosen], minlength=model.num_tasks)
     if not (per_task == 1).all():
         raise RuntimeError(f"HiGHS solution assigns {int(per_task.max())} or {int(per_task.min())} actions "
@@ -589,6 +636,32 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
         build_s=build_s, start_s=start_s, solve_s=solve_s, nodes=int(info.mip_node_count), note=note,
     )
     return _BlockSolution(chosen=chosen, stats=stats, limited=ms != highspy.HighsModelStatus.kOptimal)
+
+
+def _columns_cost(model: _Model, chosen: NDArray[np.bool_]) -> float:
+    """USD cost of an assignment of the block's pairs (its replicas included)."""
+    return float(model.col_cost @ model.columns(chosen))
+
+
+def _block_bound(model: _Model, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
+                 ) -> tuple[float, bool]:
+    """The block's dual bound, USD, never above its incumbent ``obj_usd``; and whether HiGHS's was kept.
+
+    HiGHS's branch-and-bound bound (``mip_bound``, in its scaled units) is trusted when it lies at most
+    ``dual_tol`` per task (its reduced-cost tolerance, in the same units) above the incumbent: such an
+    excess is the solver's inexactness, and the incumbent is then optimal to that precision. Farther
+    above, it is wrong by more than its tolerances, and the rigorous LP bound stands alone.
+    """
+    # costs are never negative (envs.costs), so 0 bounds every block: exact where the optimum is 0
+    bound = max(lp_bound_usd, 0.0) if model.col_cost.min(initial=0.0) >= 0.0 else lp_bound_usd
+    trusted = True
+    if math.isfinite(mip_bound):
+        mip_usd = mip_bound * model.cost_scale
+        if mip_usd <= obj_usd + dual_tol * model.num_tasks * model.cost_scale:
+            bound = max(bound, mip_usd)
+        else:
+            trusted = False
+    return min(bound, obj_usd), trusted
 
 
 _LIMITS = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kIterationLimit,
@@ -720,13 +793,13 @@ def solve_hindsight(
     stats = tuple(s.stats for s in sols)
     bound = float(sum(s.dual_bound_usd for s in stats))
     obj = _verify(instance, plan, pairs, chosen).total_usd
+    # Each block's bound is at most its incumbent (_block_bound): the sum exceeds the re-priced plan by
+    # float rounding at most
+    bound = min(bound, obj)
     gap = _rel_gap(obj, bound)
-    if bound > obj + mip_rel_gap * abs(obj) + OBJ_ATOL_USD:
-        raise RuntimeError(f"dual bound {bound!r} USD above the plan's cost {obj!r} USD: numerical trouble")
-    optimal = gap <= mip_rel_gap or obj - bound <= OBJ_ATOL_USD
     return MilpResult(
         plan=plan, objective_usd=obj, dual_bound_usd=bound, mip_gap=gap,
-        status="optimal" if optimal else "time_limit", mip_rel_gap=mip_rel_gap,
+        status="optimal" if gap <= mip_rel_gap else "time_limit", mip_rel_gap=mip_rel_gap,
         build_s=prep_s + sum(s.build_s for s in stats), solve_s=sum(s.start_s + s.solve_s for s in stats),
         wall_s=time.perf_counter() - t0,
         num_vars=sum(s.num_vars for s in stats), num_rows=sum(s.num_rows for s in stats),
@@ -756,7 +829,7 @@ def _verify(inst: Instance, plan: NDArray[np.int64], pairs: _Pairs, chosen: NDAr
     """Re-evaluate the plan with envs.costs: same cost as the MILP's columns, and feasible."""
     ev = evaluate_plan(inst, plan)
     milp = _assignment_cost(pairs, chosen)
-    if abs(ev.total_usd - milp) > 1e-9 * max(1.0, abs(milp)):
+    if abs(ev.total_usd - milp) > 1e-9 * max(abs(milp), abs(ev.total_usd)):  # relative: objectives may be tiny
         raise RuntimeError(f"evaluate_plan gives {ev.total_usd!r} USD but the MILP columns give {milp!r} USD")
     _check_feasible(inst, plan, "MILP")
     return ev
@@ -875,7 +948,7 @@ def regret(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: MilpResult, 
                          f"{oracle.mip_gap:.3g} > {oracle.mip_rel_gap:.3g}): its regret is an interval, see "
                          "regret_interval()")
     out = regret_interval(plan_or_cost, oracle, instance)
-    slack = oracle.objective_usd - oracle.dual_bound_usd + 1e-9 * max(1.0, abs(oracle.objective_usd))
+    slack = oracle.objective_usd - oracle.dual_bound_usd + 1e-9 * abs(oracle.objective_usd)
     if out.regret_usd < -slack:
         raise ValueError(f"cost {out.cost_usd!r} USD is below the proven optimum {oracle.objective_usd!r} "
                          "USD: not a feasible plan of this instance")
@@ -887,7 +960,7 @@ def _check_oracle(oracle: MilpResult, instance: Instance) -> None:
         raise ValueError(f"the oracle's plan has shape {oracle.plan.shape}: expected "
                          f"({instance.num_tasks},), an oracle of another instance")
     c = evaluate_plan(instance, oracle.plan).total_usd
-    if abs(c - oracle.objective_usd) > 1e-9 * max(1.0, abs(c)):
+    if abs(c - oracle.objective_usd) > 1e-9 * max(abs(c), abs(oracle.objective_usd)):
         raise ValueError(f"the oracle's plan costs {c!r} USD on this instance, not "
                          f"{oracle.objective_usd!r}: an oracle of another instance")
 
