@@ -56,10 +56,11 @@ from envs.costs import evaluate_plan
 from envs.dynamics import ObsLayout
 from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
+from envs.spec import data_dir
 
 ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")
 POLICIES = ("region", "mlp")
-DATA_DIR = Path(__file__).resolve().parents[1] / "envs" / "data"
+DATA_DIR = data_dir()
 NAMED_SCENARIOS = {"default": DATA_DIR / "default.toml", "contended": DATA_DIR / "contended.toml"}
 
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.

@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from envs import Instance, Scenario, metrics, residency_allowed, sample_instance, static_mask
 
 EXPERIMENTS = ("frontier", "frictions", "legal", "capacity", "layers")
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(str(resources.files("experiments") / "configs"))
 HEURISTIC_NAMES = ("local", "nearest", "cheapest", "greenest", "greedy", "random")
 
 

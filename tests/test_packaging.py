@@ -1,0 +1,42 @@
+"""The built wheel holds every file the code reads at run time (an editable install would hide a miss).
+
+``.ci/run`` goes further: it installs the wheel into a fresh virtual environment outside the checkout and
+runs the CLI from another directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("envs", "agents", "baselines", "experiments")
+# Folders of run-time data inside the packages: every file in them must ship.
+DATA_FOLDERS = ("envs/data", "experiments/configs")
+
+
+def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
+    pytest.importorskip("setuptools")
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for pkg in PACKAGES:
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src),
+                    "-w", str(out)], check=True, capture_output=True)
+    (wheel,) = out.glob("geoinfer-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir()
+              if p.is_file()}
+    assert {"experiments/configs/frontier.toml", "envs/data/default.toml"} <= wanted
+    missing = sorted(wanted - names)
+    assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"
+    modules = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).glob("*.py")}
+    assert modules <= names
