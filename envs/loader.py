@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,19 @@ def _data_path(spec: Spec, key: str) -> Path:
     raise ValueError(f"data.{key} = {value!r}: expected an existing file (a path, or a file name in {data_dir()})")
 
 
-@functools.lru_cache(maxsize=32)
+def _version(path: Path) -> tuple[int, int]:
+    """Modification time and size: a file edited since it was read (e.g. after an error) is read again."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
 def _read_csv(path: Path, index_col: int | None = None) -> pd.DataFrame:
+    """The file as a table, cached while it is unchanged; callers must not modify it."""
+    return _read_csv_version(path, _version(path), index_col)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_csv_version(path: Path, version: tuple[int, int], index_col: int | None) -> pd.DataFrame:
     try:
         return pd.read_csv(path, index_col=index_col)
     except Exception as exc:  # pandas raises several types; the user needs the file name
@@ -54,21 +66,124 @@ def _jurisdiction(spec: Spec) -> pd.DataFrame:
     return table.set_index("region")
 
 
+# Hour 0 of ``[signals].first_hour``: the hourly files are read by timestamp, hour h being HOUR_ZERO + h hours.
+HOUR_ZERO = pd.Timestamp("2023-01-01T00:00Z")
+STAMP_COLUMN = "datetime_utc"
+_ONE_HOUR = np.timedelta64(1, "h")
+# An hour start in UTC, ISO 8601: "2023-01-01T00:00Z" (the packaged files), "+00:00" for Z, optional ":00" seconds.
+_UTC_HOUR_START = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:00(?::00)?(?:Z|\+00:00)"
+_NAIVE_STAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+_STAMP_HINTS = (  # why a stamp that is not an hour start in UTC was rejected, when a pattern tells
+    ("", " (the cell is blank)"),
+    (_NAIVE_STAMP, " (the stamp has no time zone: write Z for UTC)"),
+    (_NAIVE_STAMP + r"[+-]\d{2}:?\d{2}", " (the stamp is not in UTC: convert local times to UTC)"),
+)
+_EXPECTED_STAMP = "expected an hour start in UTC, ISO 8601 like '2023-01-01T00:00Z' or '2023-01-01T00:00+00:00'"
+
+
+def _line(path: Path, row: int) -> int:
+    """Line of the file (header = line 1) holding data row ``row`` (0-based), blank lines skipped as pandas does.
+
+    Only called to word an error, so it may read the file again.
+    """
+    with open(path, encoding="utf-8") as f:
+        filled = [n for n, text in enumerate(f, start=1) if text.strip()]
+    return filled[row + 1]
+
+
+def _shown(cell: Any) -> str:
+    """A cell's value in a message: text quoted, a number as a float, a missing cell as blank."""
+    if isinstance(cell, str):
+        return repr(cell)
+    return "blank" if pd.isna(cell) else repr(float(cell))
+
+
+def _numbers(
+    raw: pd.DataFrame, *, blank_ok: bool, nonnegative: bool
+) -> tuple[NDArray[np.float64], tuple[int, int] | None]:
+    """``raw``'s cells as floats (blank = NaN) and the (row, column) position of its first bad cell, if any.
+
+    A cell is bad when it is there but is not a number (a typo is never read as a blank), when it is blank
+    and ``blank_ok`` is false, or when it is negative and ``nonnegative`` is true.
+    """
+    values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan).copy()
+    bad = np.isnan(values) & (raw.notna().to_numpy() | (not blank_ok))
+    if nonnegative:
+        bad |= values < 0
+    if not bad.any():
+        return values, None
+    i, j = np.argwhere(bad)[0]
+    return values, (int(i), int(j))
+
+
+@functools.lru_cache(maxsize=32)
+def _utc_hours(path: Path, version: tuple[int, int], key: str) -> pd.DatetimeIndex:
+    """The ``datetime_utc`` column of an hourly file, checked: UTC hour starts, sorted, one per hour, no gaps.
+
+    ``version`` (:func:`_version`) is only a cache key.
+    """
+    where = f"data.{key} = {path}"
+    table = _read_csv(path)
+    if STAMP_COLUMN not in table.columns:
+        raise ValueError(f"{where}: no {STAMP_COLUMN!r} column: expected the hour start of each row in UTC "
+                         f"(columns found: {list(table.columns)})")
+    text = table[STAMP_COLUMN].astype("string").fillna("")
+    ok = text.str.fullmatch(_UTC_HOUR_START).to_numpy(dtype=bool)
+    stamps = pd.DatetimeIndex(pd.to_datetime(text.where(ok, None), format="ISO8601", utc=True, errors="coerce"))
+    bad = ~ok | stamps.isna()
+    if bad.any():
+        row = int(np.argmax(bad))
+        value = str(text.iat[row])
+        hint = next((h for pattern, h in _STAMP_HINTS if re.fullmatch(pattern, value)), "")
+        raise ValueError(f"{where}: line {_line(path, row)}, {STAMP_COLUMN} = {value!r}: {_EXPECTED_STAMP}{hint}")
+    step = np.diff(stamps.to_numpy())
+    wrong = step != _ONE_HOUR
+    if wrong.any():
+        k = int(np.argmax(wrong))  # rows k and k + 1 are not one hour apart
+        before, after = stamps[k], stamps[k + 1]
+        if after == before:
+            what = f"repeats the hour of line {_line(path, k)}"
+        elif after < before:
+            what = f"comes before line {_line(path, k)} ({_iso(before)}): rows are not sorted by time"
+        else:  # every stamp is an hour start, so a step that is not one hour is two or more
+            what = f"skips {(after - before) // pd.Timedelta(hours=1) - 1} hour(s) after line {_line(path, k)}"
+        raise ValueError(f"{where}: line {_line(path, k + 1)}, {STAMP_COLUMN} = {_iso(after)} {what}: expected "
+                         f"{_iso(before + pd.Timedelta(hours=1))}, one row per hour without gaps or repeats")
+    return stamps
+
+
+def _iso(stamp: pd.Timestamp) -> str:
+    return str(stamp.strftime("%Y-%m-%dT%H:%MZ"))
+
+
 def _hourly_series(
-    spec: Spec, key: str, regions: list[str], zones: list[str], notes: list[str], what: str
+    spec: Spec, key: str, regions: list[str], zones: list[str], notes: list[str], what: str,
+    zone_scale: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """Read ``[signals]``'s slice of an hourly table as ``[T, R]``; blank hours linearly interpolated.
 
-    A column named after the region wins over its zone column, so users can supply per-region series.
+    Rows are matched by their ``datetime_utc`` stamp, hour h of the slice being ``HOUR_ZERO + h`` hours, so
+    a file may start earlier or end later than the slice but must cover it. A column named after the region
+    wins over its zone column, so users can supply per-region series. ``zone_scale`` (``[R]``) multiplies
+    the series read from a zone column (a proxy rescaled to the region's own average), never a region's own.
     """
     path = _data_path(spec, key)
-    table = _read_csv(path)
+    where = f"data.{key} = {path}"
     first, num = spec["signals"]["first_hour"], spec["signals"]["num_hours"]
-    if first < 0 or num < 1 or first + num > len(table):
+    if first < 0 or num < 1:
+        raise ValueError(f"signals.first_hour = {first}, signals.num_hours = {num}: expected first_hour >= 0 "
+                         "and num_hours >= 1")
+    stamps = _utc_hours(path, _version(path), key)
+    start = HOUR_ZERO + pd.Timedelta(hours=first)
+    offset = (start - stamps[0]) // pd.Timedelta(hours=1) if len(stamps) else -1  # row of the slice's first hour
+    if offset < 0 or offset + num > len(stamps):
+        has = f"{_iso(stamps[0])} to {_iso(stamps[-1])}" if len(stamps) else "no rows"
         raise ValueError(
-            f"signals.first_hour = {first}, signals.num_hours = {num}: expected a slice inside the "
-            f"{len(table)} rows of {path.name}"
+            f"signals.first_hour = {first}, signals.num_hours = {num}: expected a slice inside the hours of {where}: "
+            f"the slice needs {_iso(start)} to {_iso(start + pd.Timedelta(hours=num - 1))} (hour 0 = "
+            f"{_iso(HOUR_ZERO)}), the file has {has}"
         )
+    table = _read_csv(path)
     columns = []
     for region, zone in zip(regions, zones, strict=True):
         if region in table.columns:
@@ -78,16 +193,15 @@ def _hourly_series(
         else:
             raise ValueError(
                 f"region {region!r}: no hourly {what} series in {path.name} (looked for a column named "
-                f"{region!r} or its zone {zone!r})"
+                f"{region!r} or its zone {zone!r}; {where})"
             )
-    raw = table[columns].iloc[first : first + num]
-    block = raw.apply(pd.to_numeric, errors="coerce")
-    typo = block.isna() & raw.notna()  # a cell that is there but is not a number: never interpolate it away
-    if typo.to_numpy().any():
-        row, col = np.argwhere(typo.to_numpy())[0]
-        raise ValueError(f"{path.name}: column {columns[col]!r}, row {first + row} = {raw.iat[row, col]!r}: expected a "
-                         "number or a blank cell")
-    values = block.to_numpy(dtype=np.float64).copy()
+    raw = table[columns].iloc[offset : offset + num]
+    values, bad = _numbers(raw, blank_ok=True, nonnegative=False)
+    if bad is not None:
+        i, j = bad
+        row = offset + i
+        raise ValueError(f"{where}: column {columns[j]!r}, row {row} = {_shown(raw.iat[i, j])}: expected a number or a "
+                         f"blank cell (line {_line(path, row)}, {STAMP_COLUMN} {_iso(stamps[row])})")
     for j, region in enumerate(regions):
         blank = np.isnan(values[:, j])
         if blank.all():
@@ -97,7 +211,29 @@ def _hourly_series(
             values[blank, j] = np.interp(t[blank], t[~blank], values[~blank, j])
             notes.append(f"{what} {columns[j]} ({region}): {int(blank.sum())} blank hours filled by linear "
                          "interpolation")
+    if zone_scale is not None:
+        for j, region in enumerate(regions):
+            if columns[j] != region and zone_scale[j] != 1.0:
+                values[:, j] *= zone_scale[j]
+                notes.append(f"{what} {columns[j]} ({region}): a proxy series, scaled by {zone_scale[j]:g}")
     return values
+
+
+def _carbon_proxy_scale(regions: list[str], rows: list[pd.Series]) -> NDArray[np.float64]:
+    """``[R]`` factor on each region's hourly carbon series: the catalogue's ``hourly_ci_scale``, set where a
+    region's series is another grid's (a proxy zone) rescaled to its own annual average; 1 where blank or
+    where the catalogue has no such column (a user's own table)."""
+    out = np.ones(len(regions))
+    for j, (region, row) in enumerate(zip(regions, rows, strict=True)):
+        raw = row.get("hourly_ci_scale")
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            continue
+        value = pd.to_numeric(raw, errors="coerce")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"jurisdiction table: hourly_ci_scale = {raw!r} for region {region!r}: expected a "
+                             "positive number, or blank for 1")
+        out[j] = float(value)
+    return out
 
 
 def _region_catalogue_row(juris: pd.DataFrame, name: str, field: str) -> pd.Series:
@@ -109,18 +245,47 @@ def _region_catalogue_row(juris: pd.DataFrame, name: str, field: str) -> pd.Seri
     return row.iloc[0] if isinstance(row, pd.DataFrame) else row
 
 
+def _square_labels(where: str, path: Path, table: pd.DataFrame) -> None:
+    """Reject a square matrix whose row labels repeat or differ from its column labels."""
+    rows = table.index.astype(str)
+    if rows.duplicated().any():
+        row = int(np.argmax(rows.duplicated()))
+        raise ValueError(f"{where}: line {_line(path, row)} repeats the row {rows[row]!r}: expected one row per "
+                         f"region ({path})")
+    only_rows = sorted(set(rows) - set(table.columns))
+    only_cols = sorted(set(table.columns) - set(rows))
+    if only_rows or only_cols:
+        raise ValueError(f"{where}: row labels {only_rows} have no column and column labels {only_cols} have no row: "
+                         f"expected the same regions as rows and columns ({path})")
+
+
 def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris: pd.DataFrame) -> NDArray[np.float64]:
     """``[R, R]`` USD/GB from source to destination region.
 
     A region missing from the price matrix is priced as the first same-country region that has a row
     (e.g. Korea South as Korea Central); two regions priced by the same row pay ``same_proxy_usd_per_gb``.
     """
-    path = _data_path(spec, "transfer_usd_per_gb")
+    key = "transfer_usd_per_gb"
+    path = _data_path(spec, key)
+    where = f"data.{key} = {path.name!r}"
     table = _read_csv(path)
+    needed = ["src_region", "dst_region", "usd_per_gb"]
+    if not set(needed) <= set(table.columns):
+        raise ValueError(f"{where}: expected columns {needed}, got {list(table.columns)} ({path})")
     if "provider" in table.columns:
         table = table[table["provider"].str.lower() == "azure"]
-    price = {(s, d): float(p) for s, d, p in zip(table["src_region"], table["dst_region"], table["usd_per_gb"],
-                                                   strict=True)}
+    usd, bad = _numbers(table[["usd_per_gb"]], blank_ok=False, nonnegative=True)
+    if bad is not None:
+        src, dst, cell = table[needed].iloc[bad[0]]
+        raise ValueError(f"{where}: line {_line(path, int(table.index[bad[0]]))}, {src!r} -> {dst!r}: usd_per_gb = "
+                         f"{_shown(cell)}: expected a number >= 0 ({path})")
+    repeated = table.duplicated(["src_region", "dst_region"]).to_numpy()
+    if repeated.any():
+        i = int(np.argmax(repeated))
+        raise ValueError(f"{where}: line {_line(path, int(table.index[i]))} repeats the pair "
+                         f"{table['src_region'].iat[i]!r} -> {table['dst_region'].iat[i]!r}: expected one price per "
+                         f"pair ({path})")
+    price = dict(zip(zip(table["src_region"], table["dst_region"], strict=True), usd[:, 0].tolist(), strict=True))
     listed = list(dict.fromkeys(table["src_region"]))
     proxies = []
     for region, country in zip(regions, countries, strict=True):
@@ -129,7 +294,8 @@ def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris
             continue
         same = [r for r in listed if r in juris.index and juris.loc[r, "country_iso2"] == country]
         if not same:
-            raise ValueError(f"region {region!r}: no transfer price in {path.name} for it or a region of {country}")
+            raise ValueError(f"{where}: region {region!r} has no transfer price: expected src_region rows for it or "
+                             f"for another region of {country} ({path})")
         proxies.append(same[0])
     same_proxy = float(spec["frictions"]["same_proxy_usd_per_gb"])
     R = len(regions)
@@ -143,25 +309,35 @@ def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris
             elif (proxies[i], proxies[j]) in price:
                 out[i, j] = price[(proxies[i], proxies[j])]
             else:
-                raise ValueError(f"{path.name}: no transfer price from {proxies[i]!r} to {proxies[j]!r}")
+                raise ValueError(f"{where}: no transfer price from {proxies[i]!r} to {proxies[j]!r}: expected a row "
+                                 f"for each ordered pair of priced regions ({path})")
     return out
 
 
 def _rtt(spec: Spec, sources: list[str], regions: list[str]) -> NDArray[np.float64]:
     """``[N, R]`` round trip from each node's location to each region; the intra-region RTT on the diagonal."""
-    path = _data_path(spec, "rtt_ms")
+    key = "rtt_ms"
+    path = _data_path(spec, key)
+    where = f"data.{key} = {path.name!r}"
     table = _read_csv(path, index_col=0)
-    names = set(table.index) & set(table.columns)
-    missing = sorted({*sources, *regions} - names)
+    _square_labels(where, path, table)
+    missing = sorted({*sources, *regions} - set(table.index))
     if missing:
-        raise ValueError(f"data.rtt_ms = {path.name!r}: the latency matrix does not cover {missing}: "
-                         "expected a row and a column for each")
-    block = table.loc[sources, regions].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64).copy()
+        raise ValueError(f"{where}: the latency matrix does not cover {missing}: expected a row and a column for each "
+                         f"({path})")
     same = np.array(sources)[:, None] == np.array(regions)[None, :]
+    raw = table.loc[sources, regions].mask(same)  # the file's own diagonal is not used
+    block, bad = _numbers(raw, blank_ok=True, nonnegative=True)
+    if bad is not None:
+        n, r = bad
+        line = _line(path, int(table.index.get_loc(sources[n])))
+        raise ValueError(f"{where}: row {sources[n]!r} (line {line}), column {regions[r]!r} = "
+                         f"{_shown(raw.iat[n, r])}: expected a round trip in ms, a number >= 0 ({path})")
     block[same] = float(spec["frictions"]["intra_region_rtt_ms"])
     if np.isnan(block).any():
         n, r = np.argwhere(np.isnan(block))[0]
-        raise ValueError(f"data.rtt_ms = {path.name!r}: no RTT from {sources[n]!r} to {regions[r]!r}")
+        raise ValueError(f"{where}: no RTT from {sources[n]!r} to {regions[r]!r}: expected a number in row "
+                         f"{sources[n]!r}, column {regions[r]!r} ({path})")
     return block
 
 
@@ -239,7 +415,7 @@ def build_scenario(spec: Spec) -> Scenario:
         notes.append(f"price: {int(floored.sum())} region-hours below {floor} USD/kWh floored to it")
         price = np.maximum(price, floor)
     carbon = _hourly_series(spec, "carbon_g_per_kwh", regions, [row["hourly_ci_zone"] for row in rows],
-                            notes, "carbon")
+                            notes, "carbon", zone_scale=_carbon_proxy_scale(regions, rows))
     T = price.shape[0]
     pue = np.broadcast_to(np.array([v["pue"] for v in per_region], dtype=np.float64), (T, len(regions)))
     scale = float(spec["capacity"]["scale"])
