@@ -4,9 +4,25 @@ All costs come from :mod:`envs.costs`; nothing here defines a cost.
 
 * **RID** (relocatable inference demand, realised): the share of the IT energy of served tasks that
   runs away from the task's home region.
-* **Net benefit** ``NB_k = J_k(home) - J_k(chosen)``, per task, in USD (the per-task objective of the
-  cost model, replica charges excluded since they belong to no single task). Relocation pays when
-  ``NB > 0``; the **break-even share** is the share of relocated tasks with ``NB > 0``.
+* **Replica shares** (:func:`replica_shares`): each replica the plan opens (a window w, region i and
+  model m where no permanent replica of m is warm) costs ``eta * replica_mult * replica_usd[m]`` in the
+  objective, exactly as :func:`envs.costs.evaluate_plan` charges it. That weighted charge is split
+  equally among the plan's tasks of model m served in region i in window w, so the shares of all tasks
+  add up to the plan's weighted replica charges (``eta * CostBreakdown.replica_usd``). More generally
+  ``rho_k(i)`` is the share task k would bear in region i with every other task where the plan put
+  it: ``eta * replica_mult * replica_usd[m_k] / n`` where n counts the plan's tasks of model m_k in
+  window w_k at i, task k included, and 0 where i holds a permanent replica of m_k (or i is overflow).
+* **Net benefit** ``NB_k = [J_k(home) + rho_k(home)] - [J_k(chosen) + rho_k(chosen)]``, per task, in
+  USD, with J_k the per-task objective of the cost model. The chosen side bears the task's share of
+  the replica it uses; the home side is the same rule applied to the counterfactual "task k alone
+  stays home": 0 where a permanent replica is warm at home, a share of the home replica where the plan
+  opened it anyway (the task would join ``n`` users, so ``1/(n+1)`` of it), and the whole charge
+  where the plan did not open it (staying home would have opened it for this task alone). So a task
+  served at home has ``NB = 0``, a relocation that opens a replica nobody else uses is charged all of
+  it, and a move away from a home whose replica is cold is not blamed for a charge staying home would
+  have paid too. Relocation pays when ``NB > 0``; the **break-even share** is the share of relocated
+  tasks with ``NB > 0``. NB is a per-task, others-fixed attribution: summed over tasks it is not the
+  saving of the whole plan against the all-home plan (compare ``evaluate_plan`` totals for that).
 * **Execution layers**: ``local`` (home region), ``regional`` (another region within
   ``regional_rtt_ms`` round trip of the task's service node), ``energy`` (farther: an energy-oriented
   placement), and ``overflow`` (not served).
@@ -38,11 +54,44 @@ def rid(inst: Instance, plan: ArrayLike, breakdown: CostBreakdown | None = None)
     return float(bd.task.it_kwh[bd.task.away].sum()) / total if total > 0 else 0.0
 
 
+def replica_shares(inst: Instance, plan: ArrayLike, region: ArrayLike | None = None) -> NDArray[np.float64]:
+    """``[K]`` USD: the weighted replica charge each task bears, ``rho_k``, split equally among users.
+
+    With ``region`` omitted, each task's share at its chosen action under ``plan`` (0 for overflow and
+    where a permanent replica is warm); these add up to ``eta * evaluate_plan(inst, plan).replica_usd``.
+    With ``region`` (``[K]`` actions), the share task k would bear at ``region[k]`` with every other task
+    where ``plan`` put it (task k counted among the users there); overflow entries bear 0.
+    """
+    arr = validate_plan(inst, plan)
+    at = arr if region is None else validate_plan(inst, region)
+    R, M = inst.num_regions, len(inst.model_names)
+    served = arr < R
+    w, m = inst.window_idx, inst.model_idx
+    # users of each (window, region, model) under the plan
+    users = np.bincount((w[served] * R + arr[served]) * M + m[served],
+                        minlength=inst.num_windows * R * M).reshape(inst.num_windows, R, M)
+    # The weighted charge of a used (window, region, model): zero where a permanent replica is warm,
+    # the same terms evaluate_plan adds up over replica_openings.
+    charge = inst.cost.eta * replica_usd_per_model(inst)[None, :] * ~inst.permanent_replica  # [R, M]
+    there = at < R
+    i = np.where(there, at, 0)
+    n = users[w, i, m] + (there & (arr != at))  # task k joins the users at region[k] if not already there
+    out = np.zeros(inst.num_tasks, dtype=np.float64)
+    out[there] = charge[i[there], m[there]] / n[there]
+    return out
+
+
 def net_benefit(inst: Instance, plan: ArrayLike) -> NDArray[np.float64]:
-    """``[K]`` USD: per-task objective at home minus at the chosen action (positive: the move pays)."""
+    """``[K]`` USD: ``[J_k(home) + rho_k(home)] - [J_k(chosen) + rho_k(chosen)]`` (positive: the move pays).
+
+    ``rho`` is the task's equal share of a replica charge (:func:`replica_shares`); at home it is the
+    share the task would bear had it alone stayed home (module docstring). 0 for tasks served at home.
+    """
     arr = validate_plan(inst, plan)
     k = np.arange(inst.num_tasks)
-    return pair_costs(inst, k, inst.home_idx).total_usd - pair_costs(inst, k, arr).total_usd
+    home = pair_costs(inst, k, inst.home_idx).total_usd + replica_shares(inst, arr, inst.home_idx)
+    chosen = pair_costs(inst, k, arr).total_usd + replica_shares(inst, arr)
+    return home - chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +100,8 @@ class BreakEven:
 
     relocated: int  # tasks served away from home
     beneficial: int  # ... with NB > 0
-    at_loss: int  # ... with NB < 0 (a heuristic, or capacity, pushed them)
-    net_benefit_usd: float  # sum of NB over relocated tasks
+    at_loss: int  # ... with NB < 0 (a heuristic, capacity, or a replica charge it bears made them lose)
+    net_benefit_usd: float  # sum of NB over relocated tasks (replica shares included)
 
     @property
     def share(self) -> float:
@@ -61,6 +110,7 @@ class BreakEven:
 
 
 def break_even(inst: Instance, plan: ArrayLike) -> BreakEven:
+    """How the plan's relocations (served away from home) fared by :func:`net_benefit`, replica shares included."""
     arr = validate_plan(inst, plan)
     moved = (arr < inst.num_regions) & (arr != inst.home_idx)
     nb = net_benefit(inst, arr)[moved]
