@@ -39,8 +39,14 @@ class ProgressBar(BaseCallback):
         self.bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, initial=self.model.num_timesteps, unit="step", dynamic_ncols=True,
-                        disable=not self.enabled, mininterval=1.0)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.model.num_timesteps,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not self.enabled,
+            mininterval=1.0,
+        )
 
     def _on_step(self) -> bool:
         if self.bar is not None:
@@ -120,8 +126,11 @@ def save_run_state(model: Any, path_zip: Path, clock: RunClock | None) -> None:
         norm.save(str(vecnormalize_path(path_zip)))
     if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
         model.save_replay_buffer(path_zip.with_name(path_zip.name.removesuffix(".zip") + ".replay.pkl"))
-    state = {"num_timesteps": int(model.num_timesteps),
-             "wall_s": clock.wall_s if clock else 0.0, "env_s": clock.env_s if clock else 0.0}
+    state = {
+        "num_timesteps": int(model.num_timesteps),
+        "wall_s": clock.wall_s if clock else 0.0,
+        "env_s": clock.env_s if clock else 0.0,
+    }
     path_zip.with_name(path_zip.name.removesuffix(".zip") + ".json").write_text(json.dumps(state))
 
 
@@ -169,9 +178,17 @@ class RegretEval(BaseCallback):
     mean cost so far is saved to ``best_zip`` (with its sidecars).
     """
 
-    def __init__(self, instances: Sequence[Instance], oracle_usd: Sequence[float], reference_usd: Sequence[float],
-                 every: int, log_csv: Path, best_zip: Path | None, algo: str,
-                 clock: RunClock | None = None) -> None:
+    def __init__(
+        self,
+        instances: Sequence[Instance],
+        oracle_usd: Sequence[float],
+        reference_usd: Sequence[float],
+        every: int,
+        log_csv: Path,
+        best_zip: Path | None,
+        algo: str,
+        clock: RunClock | None = None,
+    ) -> None:
         super().__init__()
         self.instances = list(instances)
         self.oracle = np.asarray(oracle_usd, dtype=float)

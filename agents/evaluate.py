@@ -180,8 +180,9 @@ class Agent:
 
 
 # ----------------------------------------------------------------------------------- batched play
-def play(policy: PolicyFn, instances: Sequence[Instance], reward_scale: float = DEFAULT_REWARD_SCALE,
-         batch_size: int = 64) -> list[NDArray[np.int64]]:
+def play(
+    policy: PolicyFn, instances: Sequence[Instance], reward_scale: float = DEFAULT_REWARD_SCALE, batch_size: int = 64
+) -> list[NDArray[np.int64]]:
     """Plans of ``policy`` (``[B, D], [B, R+1] -> [B]`` actions) on ``instances``, played in batches.
 
     All instances must share regions, nodes, classes and models. Inadmissible actions run overflow.
@@ -190,8 +191,9 @@ def play(policy: PolicyFn, instances: Sequence[Instance], reward_scale: float = 
         return _play(policy, instances, reward_scale, batch_size)
 
 
-def _play(policy: PolicyFn, instances: Sequence[Instance], reward_scale: float,
-          batch_size: int) -> list[NDArray[np.int64]]:
+def _play(
+    policy: PolicyFn, instances: Sequence[Instance], reward_scale: float, batch_size: int
+) -> list[NDArray[np.int64]]:
     plans: list[NDArray[np.int64]] = []
     for lo in range(0, len(instances), batch_size):
         chunk = list(instances[lo : lo + batch_size])
@@ -224,8 +226,9 @@ def evaluation_seeds(seed: int, n: int) -> list[int]:
     return [int(c.generate_state(1, np.uint32)[0]) for c in children]
 
 
-def evaluation_instances(scenario: Scenario, seeds: Sequence[int], num_tasks: int | None = None,
-                         directory: str | Path | None = None) -> list[Instance]:
+def evaluation_instances(
+    scenario: Scenario, seeds: Sequence[int], num_tasks: int | None = None, directory: str | Path | None = None
+) -> list[Instance]:
     """One episode per seed; with ``directory``, each is saved as ``eval_seed{seed}[_tasks{K}].npz`` and
     read back from there on later calls, so every evaluation of a run plays the very same episodes."""
     out = []
@@ -263,8 +266,13 @@ def solve_oracle(inst: Instance, time_limit_s: float | None = None) -> OracleRes
         raise ValueError("the hindsight oracle needs baselines.milp, which is not importable")
     t = time.perf_counter()
     res = milp.solve_hindsight(inst, time_limit_s=time_limit_s)
-    return OracleResult(np.asarray(res.plan, dtype=np.int64), float(res.objective_usd), str(res.status),
-                        float(getattr(res, "mip_gap", float("nan"))), time.perf_counter() - t)
+    return OracleResult(
+        np.asarray(res.plan, dtype=np.int64),
+        float(res.objective_usd),
+        str(res.status),
+        float(getattr(res, "mip_gap", float("nan"))),
+        time.perf_counter() - t,
+    )
 
 
 def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None = None) -> OracleResult:
@@ -279,14 +287,25 @@ def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None
     p = Path(folder) / f"oracle_{digest[:24]}.npz"
     wanted = math.inf if time_limit_s is None else time_limit_s
     hit = _read_cached_oracle(p, digest, wanted)
-    if hit is not None and not check_plan_feasible(inst, hit.plan) and math.isclose(
-            evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7):
+    if (
+        hit is not None
+        and not check_plan_feasible(inst, hit.plan)
+        and math.isclose(evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7)
+    ):
         return hit
     res = solve_oracle(inst, time_limit_s)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, plan=res.plan, objective_usd=res.objective_usd, status=res.status, mip_gap=res.mip_gap,
-             solve_s=res.solve_s, digest=digest, time_limit_s=wanted)
+    np.savez(
+        tmp,
+        plan=res.plan,
+        objective_usd=res.objective_usd,
+        status=res.status,
+        mip_gap=res.mip_gap,
+        solve_s=res.solve_s,
+        digest=digest,
+        time_limit_s=wanted,
+    )
     os.replace(tmp, p)  # readers see the old file or the new one, never half of one
     return res
 
@@ -300,8 +319,13 @@ def _read_cached_oracle(p: Path, digest: str, wanted_limit_s: float) -> OracleRe
             # inf: solved without a limit
             if str(z["status"]) != "optimal" and float(z["time_limit_s"]) < wanted_limit_s:
                 return None
-            return OracleResult(np.asarray(z["plan"], dtype=np.int64), float(z["objective_usd"]), str(z["status"]),
-                                float(z["mip_gap"]), float(z["solve_s"]))
+            return OracleResult(
+                np.asarray(z["plan"], dtype=np.int64),
+                float(z["objective_usd"]),
+                str(z["status"]),
+                float(z["mip_gap"]),
+                float(z["solve_s"]),
+            )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent, truncated or foreign
         return None
 
@@ -344,8 +368,11 @@ def evaluate_episodes(
         plans_e: dict[str, tuple[str, NDArray[np.int64], float]] = {}
         oracle_usd, oracle_status, oracle_gap = float("nan"), "", float("nan")
         if oracle and milp is not None:
-            res = (solve_oracle(inst, oracle_time_limit_s) if oracle_cache is None
-                   else cached_oracle(inst, oracle_cache, oracle_time_limit_s))
+            res = (
+                solve_oracle(inst, oracle_time_limit_s)
+                if oracle_cache is None
+                else cached_oracle(inst, oracle_cache, oracle_time_limit_s)
+            )
             plans_e["oracle"] = ("oracle", res.plan, res.solve_s)
             oracle_usd, oracle_status, oracle_gap = res.objective_usd, res.status, res.mip_gap
         if rolling and milp is not None:
@@ -360,14 +387,23 @@ def evaluate_episodes(
             plans, per_episode_s = agent_plans[ag.name]
             plans_e[ag.name] = ("agent", plans[e], per_episode_s)
         for name, (kind, plan, plan_s) in plans_e.items():
-            row: dict[str, Any] = {"episode": e, "policy": name, "kind": kind, "tasks": inst.num_tasks,
-                                   **summary(inst, plan), "plan_s": plan_s, "oracle_status": oracle_status,
-                                   "oracle_gap": oracle_gap}
+            row: dict[str, Any] = {
+                "episode": e,
+                "policy": name,
+                "kind": kind,
+                "tasks": inst.num_tasks,
+                **summary(inst, plan),
+                "plan_s": plan_s,
+                "oracle_status": oracle_status,
+                "oracle_gap": oracle_gap,
+            }
             row["relative_regret"] = (row["total_usd"] - oracle_usd) / oracle_usd if oracle_usd > 0 else float("nan")
             rows.append(row)
         if progress is not None:
-            progress(f"episode {e + 1}/{len(instances)}: {inst.num_tasks} tasks"
-                     + (f", oracle {oracle_status} (gap {oracle_gap:.2g})" if oracle_status else ""))
+            progress(
+                f"episode {e + 1}/{len(instances)}: {inst.num_tasks} tasks"
+                + (f", oracle {oracle_status} (gap {oracle_gap:.2g})" if oracle_status else "")
+            )
     return pd.DataFrame(rows)
 
 
@@ -391,7 +427,9 @@ def format_table(table: pd.DataFrame) -> str:
     for m in METRICS:
         mean, se = table[f"{m}_mean"], table[f"{m}_se"]
         fmt = "{:.2%}" if m in ("rid", "relative_regret") else "{:,.4g}"
-        out[m] = ["n/a" if not np.isfinite(a) else f"{fmt.format(a)} +- {fmt.format(b)}" if np.isfinite(b)
-                  else fmt.format(a) for a, b in zip(mean, se, strict=True)]
+        out[m] = [
+            "n/a" if not np.isfinite(a) else f"{fmt.format(a)} +- {fmt.format(b)}" if np.isfinite(b) else fmt.format(a)
+            for a, b in zip(mean, se, strict=True)
+        ]
     out["plan_s"] = table["plan_s_mean"].map("{:.2f}".format)
     return out.to_string(index=False)

@@ -52,13 +52,25 @@ from envs.dynamics import REGION_FEATURES
 # Multipliers that bring each raw feature to O(1) before symlog, from the magnitudes of the default scenario
 # (USD/kWh ~ 0.1, a task's cohort ~ 0.01-1 kWh and 0.005-0.5 GPU-h, costs ~ 0.1-100 reward units).
 TASK_SCALARS: dict[str, float] = {
-    "home_slack_s": 10.0, "energy_kwh": 100.0, "gpu_h": 100.0, "rounds": 1.0, "overflow_cost": 1.0,
+    "home_slack_s": 10.0,
+    "energy_kwh": 100.0,
+    "gpu_h": 100.0,
+    "rounds": 1.0,
+    "overflow_cost": 1.0,
     "replica_cost": 1.0,
 }
 REGION_SCALES: dict[str, float] = {
-    "price_usd_per_kwh": 10.0, "carbon_kg_per_kwh": 2.0, "pue": 1.0, "capacity_left": 1.0, "gpu_h_left": 1.0,
+    "price_usd_per_kwh": 10.0,
+    "carbon_kg_per_kwh": 2.0,
+    "pue": 1.0,
+    "capacity_left": 1.0,
+    "gpu_h_left": 1.0,
     "latency_s": 10.0,
-    "slack_s": 10.0, "cost": 1.0, "arrivals_ahead": 0.1, "captive_gpu_h_ahead": 1.0, "replica_warm": 1.0,
+    "slack_s": 10.0,
+    "cost": 1.0,
+    "arrivals_ahead": 0.1,
+    "captive_gpu_h_ahead": 1.0,
+    "replica_warm": 1.0,
     "feasible": 1.0,
 }
 _SYMLOG_REGION = {"latency_s", "slack_s", "cost", "arrivals_ahead"}  # heavy-tailed: squashed; the others are bounded
@@ -100,8 +112,13 @@ class RegionNet(nn.Module):
     region_shift: th.Tensor
     overflow_row: th.Tensor
 
-    def __init__(self, task_features: Sequence[str], region_features: Sequence[str] = REGION_FEATURES,
-                 hidden: int = 64, activation: type[nn.Module] = nn.Tanh) -> None:
+    def __init__(
+        self,
+        task_features: Sequence[str],
+        region_features: Sequence[str] = REGION_FEATURES,
+        hidden: int = 64,
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
         super().__init__()
         names = list(task_features)
         self.num_task_features = len(names)
@@ -112,8 +129,9 @@ class RegionNet(nn.Module):
             raise ValueError(f"observation layout lacks features {missing}: expected the layout of envs.dynamics")
         onehot = [j for j, n in enumerate(names) if n.startswith(("class=", "residency="))]
         self.register_buffer("onehot_idx", th.tensor(onehot, dtype=th.long), persistent=False)
-        self.register_buffer("scalar_idx", th.tensor([names.index(n) for n in TASK_SCALARS], dtype=th.long),
-                             persistent=False)
+        self.register_buffer(
+            "scalar_idx", th.tensor([names.index(n) for n in TASK_SCALARS], dtype=th.long), persistent=False
+        )
         self.register_buffer("scalar_scale", th.tensor(list(TASK_SCALARS.values())), persistent=False)
         self.i_horizon, self.i_hour = names.index("horizon_elapsed"), names.index("hour_utc")
         self.i_elapsed = names.index("hour_elapsed")
@@ -145,8 +163,10 @@ class RegionNet(nn.Module):
     def num_regions(self, obs_dim: int) -> int:
         r, rest = divmod(obs_dim - self.num_task_features, self.num_region_features)
         if rest or r < 1:
-            raise ValueError(f"observation of size {obs_dim} does not fit {self.num_task_features} task features "
-                             f"plus whole blocks of {self.num_region_features} region features")
+            raise ValueError(
+                f"observation of size {obs_dim} does not fit {self.num_task_features} task features "
+                f"plus whole blocks of {self.num_region_features} region features"
+            )
         return r
 
     def _encode(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -155,9 +175,17 @@ class RegionNet(nn.Module):
         R, ft = self.num_regions(D), self.num_task_features
         task = obs[:, :ft]
         hour = task[:, self.i_hour] * (2 * math.pi / 24)
-        t_in = th.cat([task[:, self.onehot_idx], symlog(task[:, self.scalar_idx] * self.scalar_scale),
-                       task[:, self.i_horizon, None], task[:, self.i_elapsed, None], th.sin(hour)[:, None],
-                       th.cos(hour)[:, None]], dim=1)
+        t_in = th.cat(
+            [
+                task[:, self.onehot_idx],
+                symlog(task[:, self.scalar_idx] * self.scalar_scale),
+                task[:, self.i_horizon, None],
+                task[:, self.i_elapsed, None],
+                th.sin(hour)[:, None],
+                th.cos(hour)[:, None],
+            ],
+            dim=1,
+        )
         t = self.task_mlp(t_in)
 
         raw = obs[:, ft:].reshape(B, self.num_region_features, R).transpose(1, 2)  # [B, R, F_r]
@@ -177,8 +205,17 @@ class RegionNet(nn.Module):
         # Room left once the region's own captive tasks still to come are served (negative: taking this
         # task now is likely to push one of them into overflow later in the hour).
         spare = (raw[..., self.f_gpu_left] - raw[..., self.f_captive]) / per_task
-        derived = th.stack([is_overflow, symlog(full), symlog(full - overflow[:, None]), symlog(full - cheapest),
-                            symlog(fits), symlog(spare)], -1)
+        derived = th.stack(
+            [
+                is_overflow,
+                symlog(full),
+                symlog(full - overflow[:, None]),
+                symlog(full - cheapest),
+                symlog(fits),
+                symlog(spare),
+            ],
+            -1,
+        )
         x = th.cat([scaled, derived], dim=-1)
         h = self.encoder(th.cat([x, t[:, None, :].expand(-1, R + 1, -1)], dim=-1))
         c = th.cat([h.mean(dim=1), h.max(dim=1).values], dim=-1)
@@ -199,8 +236,7 @@ class RegionNet(nn.Module):
 
 def _build_region_actor_critic(policy: Any, lr_schedule: Any) -> None:
     """``_build`` of SB3's actor-critic policies with the region net as extractor and no action layer."""
-    policy.mlp_extractor = RegionNet(policy.task_features, policy.region_features, policy.hidden,
-                                     policy.activation_fn)
+    policy.mlp_extractor = RegionNet(policy.task_features, policy.region_features, policy.hidden, policy.activation_fn)
     policy.action_net = nn.Identity()  # the extractor's actor output is one logit per action already
     policy.value_net = nn.Linear(policy.mlp_extractor.latent_dim_vf, 1)
     if policy.ortho_init:  # SB3's gains: sqrt(2) inside, 0.01 for the policy output, 1 for the value
@@ -213,9 +249,16 @@ def _build_region_actor_critic(policy: Any, lr_schedule: Any) -> None:
 class _RegionPolicyMixin:
     """The region net in an SB3 actor-critic: its constructor arguments, ``_build`` and what is saved."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Any,
-                 task_features: Sequence[str] = (), region_features: Sequence[str] = REGION_FEATURES,
-                 hidden: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        task_features: Sequence[str] = (),
+        region_features: Sequence[str] = REGION_FEATURES,
+        hidden: int = 64,
+        **kwargs: Any,
+    ) -> None:
         self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
         kwargs.setdefault("activation_fn", nn.Tanh)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
@@ -240,8 +283,15 @@ class RegionActorCriticPolicy(_RegionPolicyMixin, ActorCriticPolicy):
 class RegionQNetwork(QNetwork):
     """DQN's Q-network: Q(s, a) is :class:`RegionNet`'s score of action a."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, task_features: Sequence[str],
-                 region_features: Sequence[str], hidden: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        task_features: Sequence[str],
+        region_features: Sequence[str],
+        hidden: int,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(observation_space, action_space, **kwargs)
         self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
         self.q_net = RegionNet(task_features, region_features, hidden, self.activation_fn)  # type: ignore[assignment]
@@ -258,16 +308,24 @@ class RegionQNetwork(QNetwork):
 class RegionDQNPolicy(DQNPolicy):
     """DQN's policy with :class:`RegionQNetwork` (``policy_kwargs``: ``task_features``, ``hidden``)."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, lr_schedule: Any,
-                 task_features: Sequence[str] = (), region_features: Sequence[str] = REGION_FEATURES,
-                 hidden: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Any,
+        task_features: Sequence[str] = (),
+        region_features: Sequence[str] = REGION_FEATURES,
+        hidden: int = 64,
+        **kwargs: Any,
+    ) -> None:
         self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return RegionQNetwork(**net_args, task_features=self.task_features, region_features=self.region_features,
-                              hidden=self.hidden).to(self.device)
+        return RegionQNetwork(
+            **net_args, task_features=self.task_features, region_features=self.region_features, hidden=self.hidden
+        ).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -67,14 +67,38 @@ NAMED_SCENARIOS = {"default": DATA_DIR / "default.toml", "contended": DATA_DIR /
 # learning_rate and clip_range also take "lin_<start>" (RL Zoo's spelling): linear decay from <start> at
 # the first step to 0 at ``timesteps`` (a run stopped by ``max_minutes`` stops earlier on the way down).
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "maskable_ppo": {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 512, "n_epochs": 4, "gamma": 0.99,
-                     "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2},
-    "ppo": {"learning_rate": 3e-4, "n_steps": 256, "batch_size": 512, "n_epochs": 4, "gamma": 0.99,
-            "gae_lambda": 0.95, "ent_coef": 0.01, "clip_range": 0.2},
+    "maskable_ppo": {
+        "learning_rate": 3e-4,
+        "n_steps": 256,
+        "batch_size": 512,
+        "n_epochs": 4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.01,
+        "clip_range": 0.2,
+    },
+    "ppo": {
+        "learning_rate": 3e-4,
+        "n_steps": 256,
+        "batch_size": 512,
+        "n_epochs": 4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.01,
+        "clip_range": 0.2,
+    },
     "a2c": {"learning_rate": 7e-4, "n_steps": 16, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01},
-    "dqn": {"learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 2_000, "batch_size": 128,
-            "train_freq": 4, "target_update_interval": 2_000, "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.02, "gamma": 0.99},
+    "dqn": {
+        "learning_rate": 1e-4,
+        "buffer_size": 100_000,
+        "learning_starts": 2_000,
+        "batch_size": 128,
+        "train_freq": 4,
+        "target_update_interval": 2_000,
+        "exploration_fraction": 0.2,
+        "exploration_final_eps": 0.02,
+        "gamma": 0.99,
+    },
 }
 
 
@@ -225,8 +249,14 @@ class TrainResult:
 def build_env(cfg: TrainConfig, scenario: Scenario) -> VecEnv:
     """Training envs: backend, ``TimedVecEnv`` (time inside the env), ``VecMonitor`` (episode returns),
     ``VecNormalize`` when observations or rewards are normalised."""
-    venv: VecEnv = make_vec_env(scenario, cfg.num_envs, cfg.vec_backend, num_tasks=cfg.num_tasks,
-                                invalid_action="raise" if cfg.masked else "overflow", reward_scale=cfg.reward_scale)
+    venv: VecEnv = make_vec_env(
+        scenario,
+        cfg.num_envs,
+        cfg.vec_backend,
+        num_tasks=cfg.num_tasks,
+        invalid_action="raise" if cfg.masked else "overflow",
+        reward_scale=cfg.reward_scale,
+    )
     venv = VecMonitor(TimedVecEnv(venv))
     if cfg.obs_normalised or cfg.norm_reward:
         gamma = float(cfg.hyperparams.get("gamma", ALGO_DEFAULTS[cfg.algo]["gamma"]))
@@ -252,8 +282,16 @@ def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> 
             hp[name] = schedule(hp[name])
     if "batch_size" in hp and cfg.algo in ("maskable_ppo", "ppo"):  # a minibatch no larger than a rollout
         hp["batch_size"] = min(int(hp["batch_size"]), int(hp["n_steps"]) * cfg.num_envs)
-    return algo_class(cfg.algo)(policy, venv, policy_kwargs=policy_kwargs, seed=cfg.seed, tensorboard_log=str(tb),
-                                verbose=cfg.verbose, device="cpu", **hp)
+    return algo_class(cfg.algo)(
+        policy,
+        venv,
+        policy_kwargs=policy_kwargs,
+        seed=cfg.seed,
+        tensorboard_log=str(tb),
+        verbose=cfg.verbose,
+        device="cpu",
+        **hp,
+    )
 
 
 def _load_model(cfg: TrainConfig, ckpt: Path, venv: VecEnv, tb: Path) -> Any:
@@ -266,8 +304,9 @@ def _load_model(cfg: TrainConfig, ckpt: Path, venv: VecEnv, tb: Path) -> Any:
     return model
 
 
-def evaluation_setup(cfg: TrainConfig, scenario: Scenario, eval_dir: Path,
-                     log: Any = print) -> tuple[list[Any], list[float], list[float]]:
+def evaluation_setup(
+    cfg: TrainConfig, scenario: Scenario, eval_dir: Path, log: Any = print
+) -> tuple[list[Any], list[float], list[float]]:
     """The fixed evaluation episodes of a run, their oracle costs (cached beside them; NaN without
     ``baselines.milp``) and the greedy heuristic's costs (the reference)."""
     seeds = evaluation_seeds(cfg.seed, cfg.eval_episodes)
@@ -278,10 +317,11 @@ def evaluation_setup(cfg: TrainConfig, scenario: Scenario, eval_dir: Path,
         log("evaluation: baselines.milp is not importable, so regret against the oracle is NaN")
     cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else eval_dir
     for inst in instances:
-        oracle.append(cached_oracle(inst, cache, cfg.oracle_time_limit_s).objective_usd if have_milp
-                      else float("nan"))
-    greedy = [evaluate_plan(i, p).total_usd
-              for i, p in zip(instances, play(_greedy_batch(instances), instances, cfg.reward_scale), strict=True)]
+        oracle.append(cached_oracle(inst, cache, cfg.oracle_time_limit_s).objective_usd if have_milp else float("nan"))
+    greedy = [
+        evaluate_plan(i, p).total_usd
+        for i, p in zip(instances, play(_greedy_batch(instances), instances, cfg.reward_scale), strict=True)
+    ]
     return instances, oracle, greedy
 
 
@@ -307,8 +347,7 @@ def _prune_eval_log(log_csv: Path, steps: int) -> None:
         log[log["timesteps"] <= steps].to_csv(log_csv, index=False)
 
 
-def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = None,
-          log: Any = print) -> TrainResult:
+def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = None, log: Any = print) -> TrainResult:
     """Train (or, with ``resume``, continue) the run ``cfg.out``; see the module docstring for its files.
 
     ``scenario`` overrides ``cfg.scenario`` (for scenarios built in code; such a run cannot be resumed from
@@ -322,10 +361,24 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
         if not cfg_path.is_file():
             raise ValueError(f"--resume: {cfg_path} does not exist (expected the folder of an earlier run)")
         stored = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-        fixed = ("algo", "policy", "scenario", "seed", "num_envs", "vec_backend", "num_tasks", "norm_obs",
-                 "norm_reward", "hidden", "reward_scale")
-        diff = [f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}" for k in fixed
-                if getattr(stored, k) != getattr(cfg, k)]
+        fixed = (
+            "algo",
+            "policy",
+            "scenario",
+            "seed",
+            "num_envs",
+            "vec_backend",
+            "num_tasks",
+            "norm_obs",
+            "norm_reward",
+            "hidden",
+            "reward_scale",
+        )
+        diff = [
+            f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}"
+            for k in fixed
+            if getattr(stored, k) != getattr(cfg, k)
+        ]
         if diff:
             raise ValueError("--resume with settings that differ from the run's config.json: " + "; ".join(diff))
         ckpt = latest_checkpoint(ckpt_dir)
@@ -341,8 +394,9 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
         return _train(cfg, scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
 
 
-def _train(cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_dir: Path, eval_dir: Path, tb: Path,
-           log: Any) -> TrainResult:
+def _train(
+    cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_dir: Path, eval_dir: Path, tb: Path, log: Any
+) -> TrainResult:
     venv = build_env(cfg, scen)
     wall0 = env0 = 0.0
     if ckpt is not None:
@@ -363,8 +417,9 @@ def _train(cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_
     evaluator = None
     if cfg.eval_every > 0 and cfg.eval_episodes > 0:
         instances, oracle, greedy = evaluation_setup(cfg, scen, eval_dir, log)
-        evaluator = RegretEval(instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv",
-                               out / "best_model.zip", cfg.algo, clock)
+        evaluator = RegretEval(
+            instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv", out / "best_model.zip", cfg.algo, clock
+        )
         callbacks.append(evaluator)
     limit = WallClockLimit(cfg.max_minutes * 60) if cfg.max_minutes is not None else None
     if limit is not None:
@@ -372,8 +427,13 @@ def _train(cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_
     session0 = int(model.num_timesteps)
     t = time.perf_counter()
     if remaining > 0:
-        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=ckpt is None,
-                    tb_log_name=cfg.algo, progress_bar=False)
+        model.learn(
+            total_timesteps=remaining,
+            callback=callbacks,
+            reset_num_timesteps=ckpt is None,
+            tb_log_name=cfg.algo,
+            progress_bar=False,
+        )
     session_s = time.perf_counter() - t
     if evaluator is not None and remaining > 0:
         evaluator.evaluate()  # the final policy, after the last update
@@ -381,6 +441,14 @@ def _train(cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_
         checkpoint.save()
     save_run_state(model, out / "model.zip", clock)
     venv.close()
-    return TrainResult(out, out / "model.zip", int(model.num_timesteps), int(model.num_timesteps) - session0,
-                       clock.wall_s, clock.env_s, session_s, bool(limit is not None and limit.stopped),
-                       evaluator.history if evaluator is not None else [])
+    return TrainResult(
+        out,
+        out / "model.zip",
+        int(model.num_timesteps),
+        int(model.num_timesteps) - session0,
+        clock.wall_s,
+        clock.env_s,
+        session_s,
+        bool(limit is not None and limit.stopped),
+        evaluator.history if evaluator is not None else [],
+    )

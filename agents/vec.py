@@ -72,10 +72,10 @@ class PlacementBatchVecEnv(VecEnv):
         self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
         self.num_regions = s.num_regions
         self.render_mode = None
-        super().__init__(int(num_envs), spaces.Box(*self.layout.bounds(), dtype=np.float32),
-                         spaces.Discrete(s.num_regions + 1))
-        self._batch = EpisodeBatch(self.num_envs, self.layout, len(s.models), self.reward_scale,
-                                   store_components=False)
+        super().__init__(
+            int(num_envs), spaces.Box(*self.layout.bounds(), dtype=np.float32), spaces.Discrete(s.num_regions + 1)
+        )
+        self._batch = EpisodeBatch(self.num_envs, self.layout, len(s.models), self.reward_scale, store_components=False)
         self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
         self._rows = np.arange(self.num_envs)
         self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
@@ -120,8 +120,10 @@ class PlacementBatchVecEnv(VecEnv):
         if invalid.any():
             if self.invalid_action == "raise":
                 e = int(np.argmax(invalid))
-                raise ValueError(f"actions[{e}] = {int(a[e])} is infeasible for task {int(b.t[e])} of sub-env {e} "
-                                 "(see action_masks())")
+                raise ValueError(
+                    f"actions[{e}] = {int(a[e])} is infeasible for task {int(b.t[e])} of sub-env {e} "
+                    "(see action_masks())"
+                )
             a = np.where(invalid, R, a)
         task_cost, replica = b.advance(a, np.ones(self.num_envs, dtype=bool))
         rewards = (-(task_cost + replica) * self.reward_scale).astype(np.float32)
@@ -151,8 +153,9 @@ class PlacementBatchVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         raise AttributeError(f"set_attr({attr_name!r}): the sub-envs of {type(self).__name__} share their attributes")
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         idx = list(self._get_indices(indices))
         if method_name == "action_masks":
             return list(self._mask[idx])
@@ -187,11 +190,13 @@ class TimedVecEnv(VecEnvWrapper):
         return out
 
 
-def _env_factory(scenario: Scenario, num_tasks: int | None, horizon_h: float | None, invalid_action: str,
-                 reward_scale: float) -> Any:
+def _env_factory(
+    scenario: Scenario, num_tasks: int | None, horizon_h: float | None, invalid_action: str, reward_scale: float
+) -> Any:
     def make() -> PlacementEnv:
-        return PlacementEnv(scenario, num_tasks=num_tasks, horizon_h=horizon_h, invalid_action=invalid_action,
-                            reward_scale=reward_scale)
+        return PlacementEnv(
+            scenario, num_tasks=num_tasks, horizon_h=horizon_h, invalid_action=invalid_action, reward_scale=reward_scale
+        )
 
     return make
 
@@ -212,8 +217,9 @@ def make_vec_env(
     """
     if backend == "batch":
         return PlacementBatchVecEnv(num_envs, scenario, num_tasks, horizon_h, invalid_action, reward_scale)
-    fns: Sequence[Any] = [_env_factory(scenario, num_tasks, horizon_h, invalid_action, reward_scale)
-                          for _ in range(num_envs)]
+    fns: Sequence[Any] = [
+        _env_factory(scenario, num_tasks, horizon_h, invalid_action, reward_scale) for _ in range(num_envs)
+    ]
     if backend == "dummy":
         return DummyVecEnv(list(fns))
     if backend == "subproc":

@@ -75,8 +75,14 @@ class Heuristic:
         """Play this policy over ``inst`` with the env's dynamics; returns one action per task."""
         if inst.num_tasks == 0:
             return np.empty(0, dtype=np.int64)
-        batch = EpisodeBatch(1, ObsLayout(inst.class_names, inst.node_names, inst.region_names),
-                             len(inst.model_names), reward_scale, store_components=False, precompute_obs=True)
+        batch = EpisodeBatch(
+            1,
+            ObsLayout(inst.class_names, inst.node_names, inst.region_names),
+            len(inst.model_names),
+            reward_scale,
+            store_components=False,
+            precompute_obs=True,
+        )
         batch.load(0, inst)
         plan = np.empty(inst.num_tasks, dtype=np.int64)
         for k in range(inst.num_tasks):  # capacity and replicas make each choice depend on the earlier ones

@@ -164,8 +164,10 @@ class Regret:
     def __str__(self) -> str:
         if self.proven:
             return f"regret {self.regret_usd:.6g} USD ({100 * self.relative:.4g}% of the optimum)"
-        return (f"regret in [{self.regret_usd:.6g}, {self.regret_max_usd:.6g}] USD (interval: the oracle "
-                f"is not proven optimal)")
+        return (
+            f"regret in [{self.regret_usd:.6g}, {self.regret_max_usd:.6g}] USD (interval: the oracle "
+            f"is not proven optimal)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -183,8 +185,13 @@ class _Pairs:
     rep_cost_usd: NDArray[np.float64]  # [Y] eta * replica_usd_per_model[model], USD
 
 
-def _pairs(inst: Instance, pc: PairCosts, mask: NDArray[np.bool_], tasks: NDArray[np.int64],
-           warm: NDArray[np.bool_] | None = None) -> _Pairs:
+def _pairs(
+    inst: Instance,
+    pc: PairCosts,
+    mask: NDArray[np.bool_],
+    tasks: NDArray[np.int64],
+    warm: NDArray[np.bool_] | None = None,
+) -> _Pairs:
     """Columns for ``tasks``. ``warm [W, R, M]``: replicas already open (free), as for rolling solves."""
     R, M = inst.num_regions, len(inst.model_names)
     sub = mask[tasks]
@@ -208,8 +215,13 @@ def _pairs(inst: Instance, pc: PairCosts, mask: NDArray[np.bool_], tasks: NDArra
     rep = np.full(k.size, -1, dtype=np.int64)
     rep[need] = inv
     return _Pairs(
-        task=k, action=aa, cost_usd=cost, gpu_s=pc.gpu_s[k, aa],
-        knap=np.where(served, inst.slot_idx[k] * R + region, -1), rep=rep, rep_key=rep_key,
+        task=k,
+        action=aa,
+        cost_usd=cost,
+        gpu_s=pc.gpu_s[k, aa],
+        knap=np.where(served, inst.slot_idx[k] * R + region, -1),
+        rep=rep,
+        rep_key=rep_key,
         rep_cost_usd=inst.cost.eta * replica_usd_per_model(inst)[rep_key % M],
     )
 
@@ -245,9 +257,16 @@ def _blocks(inst: Instance, pairs: _Pairs) -> list[NDArray[np.int64]]:
 # ---------------------------------------------------------------------------------------------- greedy start
 def _take(pairs: _Pairs, idx: NDArray[np.int64]) -> _Pairs:
     """The pairs ``idx`` (replica indices unchanged)."""
-    return _Pairs(task=pairs.task[idx], action=pairs.action[idx], cost_usd=pairs.cost_usd[idx],
-                  gpu_s=pairs.gpu_s[idx], knap=pairs.knap[idx], rep=pairs.rep[idx], rep_key=pairs.rep_key,
-                  rep_cost_usd=pairs.rep_cost_usd)
+    return _Pairs(
+        task=pairs.task[idx],
+        action=pairs.action[idx],
+        cost_usd=pairs.cost_usd[idx],
+        gpu_s=pairs.gpu_s[idx],
+        knap=pairs.knap[idx],
+        rep=pairs.rep[idx],
+        rep_key=pairs.rep_key,
+        rep_cost_usd=pairs.rep_cost_usd,
+    )
 
 
 def _savings(inst: Instance, pairs: _Pairs) -> NDArray[np.float64]:
@@ -258,8 +277,13 @@ def _savings(inst: Instance, pairs: _Pairs) -> NDArray[np.float64]:
     return pairs.cost_usd[overflow_pair[pairs.task]] - pairs.cost_usd
 
 
-def _greedy(inst: Instance, pairs: _Pairs, allowed: NDArray[np.bool_], pref: Sequence[NDArray[np.float64]],
-            priority: Sequence[NDArray[np.float64]]) -> NDArray[np.bool_]:
+def _greedy(
+    inst: Instance,
+    pairs: _Pairs,
+    allowed: NDArray[np.bool_],
+    pref: Sequence[NDArray[np.float64]],
+    priority: Sequence[NDArray[np.float64]],
+) -> NDArray[np.bool_]:
     """A feasible assignment ``[P]`` (bool, one pair per task), built greedily.
 
     Every task proposes its most preferred remaining pair among ``allowed`` served pairs (keys ``pref``,
@@ -324,15 +348,16 @@ def _assignment_cost(pairs: _Pairs, chosen: NDArray[np.bool_]) -> float:
     return float(pairs.cost_usd[chosen].sum() + pairs.rep_cost_usd[used].sum())
 
 
-def _greedy_start(inst: Instance, pairs: _Pairs, lp_x: NDArray[np.float64] | None = None
-                  ) -> NDArray[np.bool_]:
+def _greedy_start(inst: Instance, pairs: _Pairs, lp_x: NDArray[np.float64] | None = None) -> NDArray[np.bool_]:
     """The cheapest of a few greedy plans: by savings per GPU-second (with every replica, and with
     none), and, given the LP relaxation's ``lp_x [P]``, by LP value first (LP rounding)."""
     saving = _savings(inst, pairs)
     density = saving / np.maximum(pairs.gpu_s, 1e-12)
     served = pairs.action < inst.num_regions
-    plans = [_greedy(inst, pairs, served, [saving], [density]),
-             _greedy(inst, pairs, served & (pairs.rep < 0), [saving], [density])]
+    plans = [
+        _greedy(inst, pairs, served, [saving], [density]),
+        _greedy(inst, pairs, served & (pairs.rep < 0), [saving], [density]),
+    ]
     if lp_x is not None:
         x = np.round(lp_x, 6)  # LP values within solver tolerance count as equal
         plans.append(_greedy(inst, pairs, served, [x, saving], [x, density]))
@@ -380,9 +405,23 @@ class _Model:
     def highs(self, verbose: bool) -> highspy.Highs:
         h = _Highs()
         h.setOptionValue("output_flag", verbose)
-        h.passModel(self.num_col, self.num_row, int(self.a_index.size), 1, 1, 0.0, self.col_cost / self.cost_scale,
-                    np.zeros(self.num_col), np.ones(self.num_col), self.row_lo, self.row_hi, self.a_start,
-                    self.a_index, self.a_value, np.ones(self.num_col, dtype=np.int32))
+        h.passModel(
+            self.num_col,
+            self.num_row,
+            int(self.a_index.size),
+            1,
+            1,
+            0.0,
+            self.col_cost / self.cost_scale,
+            np.zeros(self.num_col),
+            np.ones(self.num_col),
+            self.row_lo,
+            self.row_hi,
+            self.a_start,
+            self.a_index,
+            self.a_value,
+            np.ones(self.num_col, dtype=np.int32),
+        )
         return h
 
     def lagrangian_bound(self, row_dual: NDArray[np.float64]) -> float:
@@ -396,8 +435,11 @@ class _Model:
         y = np.asarray(row_dual, dtype=np.float64)
         y = np.where(np.isinf(self.row_lo), np.minimum(y, 0.0), y)
         y = np.where(np.isinf(self.row_hi), np.maximum(y, 0.0), y)
-        rows_part = np.where(y > 0, y * np.where(np.isinf(self.row_lo), 0.0, self.row_lo),
-                             y * np.where(np.isinf(self.row_hi), 0.0, self.row_hi))
+        rows_part = np.where(
+            y > 0,
+            y * np.where(np.isinf(self.row_lo), 0.0, self.row_lo),
+            y * np.where(np.isinf(self.row_hi), 0.0, self.row_hi),
+        )
         col_of = np.repeat(np.arange(self.num_col), np.diff(self.a_start))
         aty = np.bincount(col_of, weights=self.a_value * y[self.a_index], minlength=self.num_col)
         reduced = self.col_cost / self.cost_scale - aty
@@ -483,16 +525,27 @@ def _build(inst: Instance, pairs: _Pairs, linking: Linking) -> _Model:
         n_r += n_y
     # --- objective: pair costs and replica charges, both straight from envs.costs (see _pairs)
     col_cost = np.concatenate([pairs.cost_usd, pairs.rep_cost_usd[reps]])
-    a_start, a_index, a_value = _csc(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
-                                     n_x + n_y)
-    return _Model(num_col=n_x + n_y, num_row=n_r, col_cost=col_cost, row_lo=np.concatenate(row_lo),
-                  row_hi=np.concatenate(row_hi), a_start=a_start, a_index=a_index, a_value=a_value,
-                  task_row=trow, rep_of=rep_of, num_tasks=n_t, num_x=n_x,
-                  cost_scale=_cost_scale(pairs.cost_usd, trow, n_t, col_cost))
+    a_start, a_index, a_value = _csc(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), n_x + n_y)
+    return _Model(
+        num_col=n_x + n_y,
+        num_row=n_r,
+        col_cost=col_cost,
+        row_lo=np.concatenate(row_lo),
+        row_hi=np.concatenate(row_hi),
+        a_start=a_start,
+        a_index=a_index,
+        a_value=a_value,
+        task_row=trow,
+        rep_of=rep_of,
+        num_tasks=n_t,
+        num_x=n_x,
+        cost_scale=_cost_scale(pairs.cost_usd, trow, n_t, col_cost),
+    )
 
 
-def _cost_scale(cost: NDArray[np.float64], task_row: NDArray[np.int64], num_tasks: int,
-                col_cost: NDArray[np.float64]) -> float:
+def _cost_scale(
+    cost: NDArray[np.float64], task_row: NDArray[np.int64], num_tasks: int, col_cost: NDArray[np.float64]
+) -> float:
     """USD per objective unit for HiGHS: the mean of each task's cheapest pair, else the largest cost, else 1."""
     cheapest = np.full(num_tasks, np.inf)
     np.minimum.at(cheapest, task_row, cost)
@@ -502,8 +555,9 @@ def _cost_scale(cost: NDArray[np.float64], task_row: NDArray[np.int64], num_task
     return 1.0
 
 
-def _csc(rows: NDArray[np.int64], cols: NDArray[np.int64], vals: NDArray[np.float64], num_col: int
-         ) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64]]:
+def _csc(
+    rows: NDArray[np.int64], cols: NDArray[np.int64], vals: NDArray[np.float64], num_col: int
+) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64]]:
     o = np.lexsort((rows, cols))
     start = np.searchsorted(cols[o], np.arange(num_col + 1)).astype(np.int32)
     return start, rows[o].astype(np.int32), vals[o]
@@ -522,14 +576,30 @@ def _ensure_single_thread_scheduler() -> None:
         h = _Highs()
         h.setOptionValue("threads", 1)
         i32 = np.int32
-        h.passModel(1, 0, 0, 1, 1, 0.0, np.zeros(1), np.zeros(1), np.ones(1), np.zeros(0), np.zeros(0),
-                    np.zeros(2, dtype=i32), np.zeros(0, dtype=i32), np.zeros(0), np.ones(1, dtype=i32))
+        h.passModel(
+            1,
+            0,
+            0,
+            1,
+            1,
+            0.0,
+            np.zeros(1),
+            np.zeros(1),
+            np.ones(1),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(2, dtype=i32),
+            np.zeros(0, dtype=i32),
+            np.zeros(0),
+            np.ones(1, dtype=i32),
+        )
         if h.run() != highspy.HighsStatus.kOk:
             highspy.Highs.resetGlobalScheduler(True)
 
 
-def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callable[[], bool], opt: _Options
-                 ) -> _BlockSolution:
+def _solve_block(
+    inst: Instance, pairs: _Pairs, deadline: float, expired: Callable[[], bool], opt: _Options
+) -> _BlockSolution:
     """Build and solve the MILP of one block (``pairs`` are its pairs) from a greedy / LP-rounding start.
 
     HiGHS stops at ``deadline`` (a ``time.perf_counter`` value), or earlier once ``expired()``.
@@ -566,7 +636,7 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
         # true LP optimum by the dual infeasibilities HiGHS tolerates
         lp_bound = model.lagrangian_bound(np.asarray(h.getSolution().row_dual))
         if opt.mip_start:
-            start = _greedy_start(inst, pairs, np.asarray(h.getSolution().col_value)[:model.num_x])
+            start = _greedy_start(inst, pairs, np.asarray(h.getSolution().col_value)[: model.num_x])
     h.setOptionValue("solve_relaxation", False)
     if opt.mip_start:
         sol = highspy.HighsSolution()
@@ -591,12 +661,15 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
     ms = h.getModelStatus()
     info = h.getInfo()
     if ms == highspy.HighsModelStatus.kInfeasible:
-        raise RuntimeError("HiGHS reports a block infeasible, but sending every task to overflow is "
-                           "feasible: a modelling or solver error")
+        raise RuntimeError(
+            "HiGHS reports a block infeasible, but sending every task to overflow is "
+            "feasible: a modelling or solver error"
+        )
     has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
     if run_status == highspy.HighsStatus.kError or not (has_sol or ms in _LIMITS):
-        raise RuntimeError(f"HiGHS failed on a block: run status {run_status}, model status "
-                           f"{h.modelStatusToString(ms)!r}")
+        raise RuntimeError(
+            f"HiGHS failed on a block: run status {run_status}, model status {h.modelStatusToString(ms)!r}"
+        )
     # --- extract
     note = ""
     obj = float(info.objective_function_value) * model.cost_scale
@@ -607,33 +680,51 @@ def _solve_block(inst: Instance, pairs: _Pairs, deadline: float, expired: Callab
             # itself (seen when presolve maps the start to a better point): solve again, no presolve.
             if ("presolve", "off") in opt.highs:
                 raise RuntimeError("HiGHS returned a solution whose objective is not the one it reports")
-            retry = _solve_block(inst, pairs, deadline, expired,
-                                 replace(opt, highs=(*opt.highs, ("presolve", "off"))))
+            retry = _solve_block(inst, pairs, deadline, expired, replace(opt, highs=(*opt.highs, ("presolve", "off"))))
             st = retry.stats
-            return replace(retry, stats=replace(
-                st, build_s=st.build_s + build_s, start_s=st.start_s + start_s, solve_s=st.solve_s + solve_s,
-                note="HiGHS returned its MIP start, not the solution it reported: solved again without "
-                     "presolve"))
-        chosen = v[:model.num_x] > ONE
+            return replace(
+                retry,
+                stats=replace(
+                    st,
+                    build_s=st.build_s + build_s,
+                    start_s=st.start_s + start_s,
+                    solve_s=st.solve_s + solve_s,
+                    note="HiGHS returned its MIP start, not the solution it reported: solved again without presolve",
+                ),
+            )
+        chosen = v[: model.num_x] > ONE
     else:  # stopped before HiGHS took the start: the start is the incumbent, with whatever bound there is
         chosen = start
         note = "stopped before HiGHS had a solution: the greedy start is the incumbent"
     obj = _columns_cost(model, chosen)  # the incumbent re-priced in USD, not HiGHS's scaled figure
-    bound, trusted = _block_bound(model, obj, lp_bound, float(info.mip_dual_bound),
-                                  float(h.getOptionValue("dual_feasibility_tolerance")[1]))
+    bound, trusted = _block_bound(
+        model, obj, lp_bound, float(info.mip_dual_bound), float(h.getOptionValue("dual_feasibility_tolerance")[1])
+    )
     if not trusted:
-        note = (f"{note}; " if note else "") + ("HiGHS's dual bound lies above its incumbent beyond its own "
-                                                "tolerances: the LP relaxation's bound is kept")
+        note = (f"{note}; " if note else "") + (
+            "HiGHS's dual bound lies above its incumbent beyond its own tolerances: the LP relaxation's bound is kept"
+        )
     per_task = np.bincount(model.task_row[chosen], minlength=model.num_tasks)
     if not (per_task == 1).all():
-        raise RuntimeError(f"HiGHS solution assigns {int(per_task.max())} or {int(per_task.min())} actions "
-                           "to a task; expected exactly one")
+        raise RuntimeError(
+            f"HiGHS solution assigns {int(per_task.max())} or {int(per_task.min())} actions "
+            "to a task; expected exactly one"
+        )
     stats = BlockStats(
         window_idx=int(inst.window_idx[btasks[0]]),
-        slots=tuple(int(s) for s in slots), num_tasks=model.num_tasks,
-        num_vars=model.num_col, num_rows=model.num_row, status=h.modelStatusToString(ms),
-        objective_usd=obj, dual_bound_usd=bound, start_usd=start_usd,
-        build_s=build_s, start_s=start_s, solve_s=solve_s, nodes=int(info.mip_node_count), note=note,
+        slots=tuple(int(s) for s in slots),
+        num_tasks=model.num_tasks,
+        num_vars=model.num_col,
+        num_rows=model.num_row,
+        status=h.modelStatusToString(ms),
+        objective_usd=obj,
+        dual_bound_usd=bound,
+        start_usd=start_usd,
+        build_s=build_s,
+        start_s=start_s,
+        solve_s=solve_s,
+        nodes=int(info.mip_node_count),
+        note=note,
     )
     return _BlockSolution(chosen=chosen, stats=stats, limited=ms != highspy.HighsModelStatus.kOptimal)
 
@@ -643,8 +734,9 @@ def _columns_cost(model: _Model, chosen: NDArray[np.bool_]) -> float:
     return float(model.col_cost @ model.columns(chosen))
 
 
-def _block_bound(model: _Model, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
-                 ) -> tuple[float, bool]:
+def _block_bound(
+    model: _Model, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
+) -> tuple[float, bool]:
     """The block's dual bound, USD, never above its incumbent ``obj_usd``; and whether HiGHS's was kept.
 
     HiGHS's branch-and-bound bound (``mip_bound``, in its scaled units) is trusted when it lies at most
@@ -664,9 +756,13 @@ def _block_bound(model: _Model, obj_usd: float, lp_bound_usd: float, mip_bound: 
     return min(bound, obj_usd), trusted
 
 
-_LIMITS = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kIterationLimit,
-           highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kSolutionLimit,
-           highspy.HighsModelStatus.kMemoryLimit)
+_LIMITS = (
+    highspy.HighsModelStatus.kTimeLimit,
+    highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kInterrupt,
+    highspy.HighsModelStatus.kSolutionLimit,
+    highspy.HighsModelStatus.kMemoryLimit,
+)
 
 
 class _Budget:
@@ -716,8 +812,14 @@ class _Budget:
             del self._running[b]
 
 
-def _solve_blocks(inst: Instance, pairs: _Pairs, blocks: Sequence[NDArray[np.int64]],
-                  time_limit_s: float | None, workers: int, opt: _Options) -> list[_BlockSolution]:
+def _solve_blocks(
+    inst: Instance,
+    pairs: _Pairs,
+    blocks: Sequence[NDArray[np.int64]],
+    time_limit_s: float | None,
+    workers: int,
+    opt: _Options,
+) -> list[_BlockSolution]:
     """Solve the blocks, largest first, ``workers`` at a time, sharing the budget (see :class:`_Budget`)."""
     _ensure_single_thread_scheduler()
     order = sorted(range(len(blocks)), key=lambda b: -blocks[b].size)
@@ -727,8 +829,7 @@ def _solve_blocks(inst: Instance, pairs: _Pairs, blocks: Sequence[NDArray[np.int
     def run(b: int) -> None:
         budget.start(b)
         try:
-            out[b] = _solve_block(inst, _take(pairs, blocks[b]), budget.deadline, partial(budget.expired, b),
-                                  opt)
+            out[b] = _solve_block(inst, _take(pairs, blocks[b]), budget.deadline, partial(budget.expired, b), opt)
         finally:
             budget.finish(b)
 
@@ -798,17 +899,26 @@ def solve_hindsight(
     bound = min(bound, obj)
     gap = _rel_gap(obj, bound)
     return MilpResult(
-        plan=plan, objective_usd=obj, dual_bound_usd=bound, mip_gap=gap,
-        status="optimal" if gap <= mip_rel_gap else "time_limit", mip_rel_gap=mip_rel_gap,
-        build_s=prep_s + sum(s.build_s for s in stats), solve_s=sum(s.start_s + s.solve_s for s in stats),
+        plan=plan,
+        objective_usd=obj,
+        dual_bound_usd=bound,
+        mip_gap=gap,
+        status="optimal" if gap <= mip_rel_gap else "time_limit",
+        mip_rel_gap=mip_rel_gap,
+        build_s=prep_s + sum(s.build_s for s in stats),
+        solve_s=sum(s.start_s + s.solve_s for s in stats),
         wall_s=time.perf_counter() - t0,
-        num_vars=sum(s.num_vars for s in stats), num_rows=sum(s.num_rows for s in stats),
-        nodes=sum(s.nodes for s in stats), start_usd=sum(s.start_usd for s in stats), blocks=stats,
+        num_vars=sum(s.num_vars for s in stats),
+        num_rows=sum(s.num_rows for s in stats),
+        nodes=sum(s.nodes for s in stats),
+        start_usd=sum(s.start_usd for s in stats),
+        blocks=stats,
     )
 
 
-def _highs_options(extra: Mapping[str, bool | int | float | str] | None
-                   ) -> tuple[tuple[str, bool | int | float | str], ...]:
+def _highs_options(
+    extra: Mapping[str, bool | int | float | str] | None,
+) -> tuple[tuple[str, bool | int | float | str], ...]:
     return tuple({**HIGHS_OPTIONS, **(extra or {})}.items())
 
 
@@ -824,8 +934,7 @@ def _rel_gap(obj: float, bound: float) -> float:
     return (obj - bound) / abs(obj) if obj != 0.0 else math.inf
 
 
-def _verify(inst: Instance, plan: NDArray[np.int64], pairs: _Pairs, chosen: NDArray[np.bool_]
-            ) -> CostBreakdown:
+def _verify(inst: Instance, plan: NDArray[np.int64], pairs: _Pairs, chosen: NDArray[np.bool_]) -> CostBreakdown:
     """Re-evaluate the plan with envs.costs: same cost as the MILP's columns, and feasible."""
     ev = evaluate_plan(inst, plan)
     milp = _assignment_cost(pairs, chosen)
@@ -843,8 +952,10 @@ def _check_feasible(inst: Instance, plan: NDArray[np.int64], what: str) -> None:
     over = slot_usage_gpu_s(inst, plan) > capacity_limit_gpu_s(inst.capacity_gpu_s, 0.5)
     if over.any():
         s, i = np.argwhere(over)[0]
-        raise RuntimeError(f"the {what} plan fills slot {s}, region {inst.region_names[i]!r} beyond the "
-                           "env's capacity slack (solver tolerance)")
+        raise RuntimeError(
+            f"the {what} plan fills slot {s}, region {inst.region_names[i]!r} beyond the "
+            "env's capacity slack (solver tolerance)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- rolling
@@ -899,9 +1010,15 @@ def solve_rolling(
     ev = evaluate_plan(inst, plan)
     _check_feasible(inst, plan, "rolling")
     optimal = worst <= mip_rel_gap
-    return RollingResult(plan=plan, objective_usd=ev.total_usd, status="optimal" if optimal or not limited
-                         else "time_limit", max_slot_gap=worst, build_s=build_s, solve_s=solve_s,
-                         num_slots=len(groups))
+    return RollingResult(
+        plan=plan,
+        objective_usd=ev.total_usd,
+        status="optimal" if optimal or not limited else "time_limit",
+        max_slot_gap=worst,
+        build_s=build_s,
+        solve_s=solve_s,
+        num_slots=len(groups),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- regret
@@ -915,13 +1032,14 @@ def _cost_of(plan_or_cost: ArrayLike | float | CostBreakdown, instance: Instance
         return c
     bad = check_plan_feasible(instance, plan_or_cost)
     if bad:
-        raise ValueError(f"the plan is infeasible ({len(bad)} violation(s), first: {bad[0]}): regret is only "
-                         "defined for feasible plans")
+        raise ValueError(
+            f"the plan is infeasible ({len(bad)} violation(s), first: {bad[0]}): regret is only "
+            "defined for feasible plans"
+        )
     return evaluate_plan(instance, plan_or_cost).total_usd
 
 
-def regret_interval(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: MilpResult, instance: Instance
-                    ) -> Regret:
+def regret_interval(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: MilpResult, instance: Instance) -> Regret:
     """Regret against any oracle result: ``[cost - incumbent, cost - dual bound]`` (``proven`` tells which).
 
     ``plan_or_cost``: a plan ``[K]`` (checked feasible, then priced with ``evaluate_plan``), a
@@ -931,9 +1049,15 @@ def regret_interval(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: Mil
     cost = _cost_of(plan_or_cost, instance)
     obj, bound = oracle.objective_usd, oracle.dual_bound_usd
     r = cost - obj
-    return Regret(cost_usd=cost, oracle_usd=obj, dual_bound_usd=bound, regret_usd=r,
-                  regret_max_usd=cost - bound, relative=r / obj if obj > 0 else (0.0 if r == 0 else math.inf),
-                  proven=oracle.proven_optimal)
+    return Regret(
+        cost_usd=cost,
+        oracle_usd=obj,
+        dual_bound_usd=bound,
+        regret_usd=r,
+        regret_max_usd=cost - bound,
+        relative=r / obj if obj > 0 else (0.0 if r == 0 else math.inf),
+        proven=oracle.proven_optimal,
+    )
 
 
 def regret(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: MilpResult, instance: Instance) -> Regret:
@@ -944,25 +1068,33 @@ def regret(plan_or_cost: ArrayLike | float | CostBreakdown, oracle: MilpResult, 
     (then the plan is not of this instance, or the cost is not a feasible plan's).
     """
     if not oracle.proven_optimal:
-        raise ValueError(f"the oracle is not proven optimal (status {oracle.status!r}, gap "
-                         f"{oracle.mip_gap:.3g} > {oracle.mip_rel_gap:.3g}): its regret is an interval, see "
-                         "regret_interval()")
+        raise ValueError(
+            f"the oracle is not proven optimal (status {oracle.status!r}, gap "
+            f"{oracle.mip_gap:.3g} > {oracle.mip_rel_gap:.3g}): its regret is an interval, see "
+            "regret_interval()"
+        )
     out = regret_interval(plan_or_cost, oracle, instance)
     slack = oracle.objective_usd - oracle.dual_bound_usd + 1e-9 * abs(oracle.objective_usd)
     if out.regret_usd < -slack:
-        raise ValueError(f"cost {out.cost_usd!r} USD is below the proven optimum {oracle.objective_usd!r} "
-                         "USD: not a feasible plan of this instance")
+        raise ValueError(
+            f"cost {out.cost_usd!r} USD is below the proven optimum {oracle.objective_usd!r} "
+            "USD: not a feasible plan of this instance"
+        )
     return out
 
 
 def _check_oracle(oracle: MilpResult, instance: Instance) -> None:
     if oracle.plan.shape != (instance.num_tasks,):
-        raise ValueError(f"the oracle's plan has shape {oracle.plan.shape}: expected "
-                         f"({instance.num_tasks},), an oracle of another instance")
+        raise ValueError(
+            f"the oracle's plan has shape {oracle.plan.shape}: expected "
+            f"({instance.num_tasks},), an oracle of another instance"
+        )
     c = evaluate_plan(instance, oracle.plan).total_usd
     if abs(c - oracle.objective_usd) > 1e-9 * max(abs(c), abs(oracle.objective_usd)):
-        raise ValueError(f"the oracle's plan costs {c!r} USD on this instance, not "
-                         f"{oracle.objective_usd!r}: an oracle of another instance")
+        raise ValueError(
+            f"the oracle's plan costs {c!r} USD on this instance, not "
+            f"{oracle.objective_usd!r}: an oracle of another instance"
+        )
 
 
 __all__ = [

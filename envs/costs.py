@@ -154,20 +154,39 @@ def pair_costs(inst: Instance, task_idx: ArrayLike, action: ArrayLike) -> PairCo
     carbon_g = facility_kwh * inst.carbon_g_per_kwh[slot, region]
     carbon_usd = carbon_g * (p.carbon_price_usd_per_t / 1e6)
     latency_ms = served * (
-        inst.node_client_ms[node] + inst.rounds[k] * inst.node_rtt_ms[node, region] + inst.queue_ms[region]
-        + inst.inference_ms[k] + c * inst.cache_ms[k]
+        inst.node_client_ms[node]
+        + inst.rounds[k] * inst.node_rtt_ms[node, region]
+        + inst.queue_ms[region]
+        + inst.inference_ms[k]
+        + c * inst.cache_ms[k]
     )
     delay_usd = inst.delay_usd_per_ms[k] * latency_ms
     # `away`, not `served`: frictions are zero at home whatever the transfer matrix's diagonal holds.
     state_usd = away * (p.state_mult * inst.state_gb[k] * inst.transfer_usd_per_gb[home, region])
     egress_usd = away * (p.egress_mult * inst.response_gb[k] * inst.transfer_usd_per_gb[region, home])
     penalty_usd = ~served * inst.overflow_usd[k]
-    total_usd = (p.alpha * energy_usd + p.beta * carbon_usd + p.gamma * delay_usd
-                 + p.eta * (state_usd + egress_usd) + penalty_usd)
+    total_usd = (
+        p.alpha * energy_usd
+        + p.beta * carbon_usd
+        + p.gamma * delay_usd
+        + p.eta * (state_usd + egress_usd)
+        + penalty_usd
+    )
     return PairCosts(
-        served=served, away=away, latency_ms=latency_ms, gpu_s=gpu_s, it_kwh=it_kwh, cache_kwh=cache_kwh,
-        facility_kwh=facility_kwh, energy_usd=energy_usd, carbon_g=carbon_g, carbon_usd=carbon_usd,
-        delay_usd=delay_usd, state_usd=state_usd, egress_usd=egress_usd, penalty_usd=penalty_usd,
+        served=served,
+        away=away,
+        latency_ms=latency_ms,
+        gpu_s=gpu_s,
+        it_kwh=it_kwh,
+        cache_kwh=cache_kwh,
+        facility_kwh=facility_kwh,
+        energy_usd=energy_usd,
+        carbon_g=carbon_g,
+        carbon_usd=carbon_usd,
+        delay_usd=delay_usd,
+        state_usd=state_usd,
+        egress_usd=egress_usd,
+        penalty_usd=penalty_usd,
         total_usd=total_usd,
     )
 
@@ -277,10 +296,17 @@ class CostBreakdown:
     def summary(self) -> dict[str, float]:
         """Episode totals as a flat dict (for tables)."""
         return {
-            "total_usd": self.total_usd, "energy_usd": self.energy_usd, "energy_kwh": self.energy_kwh,
-            "carbon_g": self.carbon_g, "carbon_usd": self.carbon_usd, "delay_usd": self.delay_usd,
-            "migration_usd": self.migration_usd, "replica_usd": self.replica_usd, "penalty_usd": self.penalty_usd,
-            "num_overflow": float(self.num_overflow), "replicas_opened": float(self.replicas_opened),
+            "total_usd": self.total_usd,
+            "energy_usd": self.energy_usd,
+            "energy_kwh": self.energy_kwh,
+            "carbon_g": self.carbon_g,
+            "carbon_usd": self.carbon_usd,
+            "delay_usd": self.delay_usd,
+            "migration_usd": self.migration_usd,
+            "replica_usd": self.replica_usd,
+            "penalty_usd": self.penalty_usd,
+            "num_overflow": float(self.num_overflow),
+            "replicas_opened": float(self.replicas_opened),
         }
 
 
@@ -294,8 +320,9 @@ def evaluate_plan(inst: Instance, plan: ArrayLike) -> CostBreakdown:
     task = pair_costs(inst, np.arange(inst.num_tasks), arr)
     opened = replica_openings(inst, arr)
     replica_usd = float((opened * replica_usd_per_model(inst)[None, None, :]).sum())
-    return CostBreakdown(plan=arr, task=task, replica_usd=replica_usd, replicas_opened=int(opened.sum()),
-                         eta=inst.cost.eta)
+    return CostBreakdown(
+        plan=arr, task=task, replica_usd=replica_usd, replicas_opened=int(opened.sum()), eta=inst.cost.eta
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,8 +347,10 @@ def infeasibility_reason(inst: Instance, task_idx: int, action: int) -> str | No
     node, res = int(inst.node_idx[k]), int(inst.residency_idx[k])
     if not inst.residency_ok[node, res, i]:
         kind = ("global", "regional", "domestic")[res]
-        return (f"residency: {kind} data from service node {inst.node_names[node]!r} may not be processed in "
-                f"{inst.region_names[i]!r}")
+        return (
+            f"residency: {kind} data from service node {inst.node_names[node]!r} may not be processed in "
+            f"{inst.region_names[i]!r}"
+        )
     lat = float(pair_costs(inst, k, i).latency_ms)
     if lat > inst.budget_ms[k]:
         return f"latency: {lat:.1f} ms in {inst.region_names[i]!r} exceeds the budget of {inst.budget_ms[k]:.1f} ms"
@@ -359,8 +388,14 @@ def check_plan_feasible(inst: Instance, plan: ArrayLike) -> list[Violation]:
     usage = slot_usage_gpu_s(inst, arr, task)
     over = usage > capacity_limit_gpu_s(inst.capacity_gpu_s)
     for s, i in np.argwhere(over):
-        out.append(Violation("capacity", -1, int(s), int(i),
-                             f"capacity: slot {s}, region {inst.region_names[i]!r} uses {usage[s, i]:.1f} GPU-s "
-                             f"of {inst.capacity_gpu_s[s, i]:.1f}"))
+        out.append(
+            Violation(
+                "capacity",
+                -1,
+                int(s),
+                int(i),
+                f"capacity: slot {s}, region {inst.region_names[i]!r} uses {usage[s, i]:.1f} GPU-s "
+                f"of {inst.capacity_gpu_s[s, i]:.1f}",
+            )
+        )
     return out
-

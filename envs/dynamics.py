@@ -51,8 +51,12 @@ _TASK_ROWS, _WARM, _FEASIBLE = slice(5, 10), 10, 11
 _NUM_ROWS = _TASK_ROWS.stop - _TASK_ROWS.start
 assert REGION_FEATURES[_SIGNALS] == ("price_usd_per_kwh", "carbon_kg_per_kwh", "pue")
 assert REGION_FEATURES[_TASK_ROWS] == ("latency_s", "slack_s", "cost", "arrivals_ahead", "captive_gpu_h_ahead")
-assert (REGION_FEATURES[_CAP_SHARE], REGION_FEATURES[_CAP_GPU_H], REGION_FEATURES[_WARM], REGION_FEATURES[_FEASIBLE]) \
-    == ("capacity_left", "gpu_h_left", "replica_warm", "feasible")
+assert (
+    REGION_FEATURES[_CAP_SHARE],
+    REGION_FEATURES[_CAP_GPU_H],
+    REGION_FEATURES[_WARM],
+    REGION_FEATURES[_FEASIBLE],
+) == ("capacity_left", "gpu_h_left", "replica_warm", "feasible")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,9 @@ class ObsLayout:
     def task_features(self) -> tuple[str, ...]:
         return (
             *(f"class={c}" for c in self.class_names),  # one-hot workload class
-            "residency=global", "residency=regional", "residency=domestic",  # one-hot residency class
+            "residency=global",
+            "residency=regional",
+            "residency=domestic",  # one-hot residency class
             *(f"node={n}" for n in self.node_names),  # one-hot service node (its home is "local")
             "home_slack_s",  # budget minus latency at home, s
             "energy_kwh",  # cohort IT energy at home, kWh
@@ -116,8 +122,15 @@ class ObsLayout:
 class EpisodeBatch:
     """B placement episodes stepped together. Arrays are padded to the longest episode loaded."""
 
-    def __init__(self, batch: int, layout: ObsLayout, num_models: int, reward_scale: float,
-                 store_components: bool = True, precompute_obs: bool = False) -> None:
+    def __init__(
+        self,
+        batch: int,
+        layout: ObsLayout,
+        num_models: int,
+        reward_scale: float,
+        store_components: bool = True,
+        precompute_obs: bool = False,
+    ) -> None:
         self.B, self.layout, self.M = batch, layout, num_models
         self.R = len(layout.region_names)
         self.A = self.R + 1
@@ -180,8 +193,19 @@ class EpisodeBatch:
         self.inv_capacity = np.zeros((B, slots, R))  # 1 / capacity, 0 where capacity is 0
         if old is not None:
             k, s = min(old["cap"], cap), min(old["S"], slots)
-            for name in ("cost", "comp", "gpu", "mask", "slot", "window", "model", "boundary", "obs_rows",
-                         "code", "static_obs"):
+            for name in (
+                "cost",
+                "comp",
+                "gpu",
+                "mask",
+                "slot",
+                "window",
+                "model",
+                "boundary",
+                "obs_rows",
+                "code",
+                "static_obs",
+            ):
                 getattr(self, name)[:, :k] = old[name][:, :k]
             self.signals[:, :s] = old["signals"][:, :s]
             self.capacity[:, :s] = old["capacity"][:, :s]
@@ -233,12 +257,20 @@ class EpisodeBatch:
             left = np.clip(slot_end[inst.slot_idx[k]] - inst.arrival_h[k], 0.0, 1.0)[:, None]
             row[:, _NUM_SCALARS + 3 * R : _NUM_SCALARS + 4 * R] = inst.arrival_rate_per_h[inst.slot_idx[k]] * left
             row[:, _NUM_SCALARS + 4 * R :] = inst.captive_gpu_s_per_h[inst.slot_idx[k]] / 3600.0 * left
-            row[:, :_NUM_SCALARS] = np.stack([
-                (inst.budget_ms[k] - home_lat) / 1000.0, inst.energy_kwh[k], inst.gpu_s[k] / 3600.0,
-                inst.rounds[k], pc.total_usd[:, R] * self.reward_scale,
-                charge[inst.model_idx[k]] * self.reward_scale, horizon_elapsed,
-                (inst.start_hour + inst.slot_idx[k]) % 24, elapsed,
-            ], axis=1)
+            row[:, :_NUM_SCALARS] = np.stack(
+                [
+                    (inst.budget_ms[k] - home_lat) / 1000.0,
+                    inst.energy_kwh[k],
+                    inst.gpu_s[k] / 3600.0,
+                    inst.rounds[k],
+                    pc.total_usd[:, R] * self.reward_scale,
+                    charge[inst.model_idx[k]] * self.reward_scale,
+                    horizon_elapsed,
+                    (inst.start_hour + inst.slot_idx[k]) % 24,
+                    elapsed,
+                ],
+                axis=1,
+            )
         self.slot[e, :K] = inst.slot_idx
         self.window[e, :K] = inst.window_idx
         self.model[e, :K] = inst.model_idx
@@ -251,8 +283,9 @@ class EpisodeBatch:
         # Half the float slack of check_plan_feasible (see capacity_limit_gpu_s): what the env admits
         # task by task always passes the plan-level check.
         self.capacity[e, :S] = capacity_limit_gpu_s(inst.capacity_gpu_s, share=0.5)
-        self.inv_capacity[e, :S] = np.divide(1.0, inst.capacity_gpu_s, out=np.zeros((S, R)),
-                                             where=inst.capacity_gpu_s > 0)
+        self.inv_capacity[e, :S] = np.divide(
+            1.0, inst.capacity_gpu_s, out=np.zeros((S, R)), where=inst.capacity_gpu_s > 0
+        )
         self.permanent[e] = inst.permanent_replica.T
         self.replica_charge[e] = charge
         self.start_hour[e] = inst.start_hour
@@ -328,8 +361,9 @@ class EpisodeBatch:
         return mask, obs
 
     # ------------------------------------------------------------------------------- step
-    def advance(self, action: NDArray[np.int64], active: NDArray[np.bool_]) -> tuple[NDArray[np.float64],
-                                                                                   NDArray[np.float64]]:
+    def advance(
+        self, action: NDArray[np.int64], active: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Apply ``action`` in the episodes where ``active``; return (task cost, replica charge) in USD.
 
         Feasibility is the caller's business (see :meth:`action_masks`). Moves each active episode to its

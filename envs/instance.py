@@ -126,19 +126,27 @@ class Instance:
 
     def __post_init__(self) -> None:
         K = self.arrival_h.shape[0]
-        sizes = {"S": self.price_usd_per_kwh.shape[0], "R": len(self.region_names), "N": len(self.node_names),
-                 "M": len(self.model_names)}
+        sizes = {
+            "S": self.price_usd_per_kwh.shape[0],
+            "R": len(self.region_names),
+            "N": len(self.node_names),
+            "M": len(self.model_names),
+        }
         for name, dtype in TASK_FIELDS.items():
             a = getattr(self, name)
             if not isinstance(a, np.ndarray) or a.shape != (K,) or a.dtype != dtype:
-                raise ValueError(f"Instance.{name}: expected a {np.dtype(dtype)} array of shape ({K},), got "
-                                 f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+                raise ValueError(
+                    f"Instance.{name}: expected a {np.dtype(dtype)} array of shape ({K},), got "
+                    f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}"
+                )
         for name, (dtype, axes) in EPISODE_FIELDS.items():
             a = getattr(self, name)
             shape = tuple(3 if ax == "3" else sizes[ax] for ax in axes.split(","))
             if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
-                raise ValueError(f"Instance.{name}: expected a {np.dtype(dtype)} array of shape {shape}, got "
-                                 f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+                raise ValueError(
+                    f"Instance.{name}: expected a {np.dtype(dtype)} array of shape {shape}, got "
+                    f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}"
+                )
         floats = [n for n, d in TASK_FIELDS.items() if d is np.float64]
         floats += [n for n, (d, _) in EPISODE_FIELDS.items() if d is np.float64]
         for name in floats:
@@ -147,9 +155,16 @@ class Instance:
             if bad.any():
                 at = tuple(int(x) for x in np.argwhere(bad)[0])
                 raise ValueError(f"Instance.{name}{list(at)} = {float(a[at])!r}: expected a finite number >= 0")
-        for name, lo, hi in (("slot_idx", 0, sizes["S"]), ("node_idx", 0, sizes["N"]), ("home_idx", 0, sizes["R"]),
-                             ("model_idx", 0, sizes["M"]), ("residency_idx", 0, 3),
-                             ("class_idx", 0, len(self.class_names)), ("rounds", 1, None), ("requests", 1, None)):
+        for name, lo, hi in (
+            ("slot_idx", 0, sizes["S"]),
+            ("node_idx", 0, sizes["N"]),
+            ("home_idx", 0, sizes["R"]),
+            ("model_idx", 0, sizes["M"]),
+            ("residency_idx", 0, 3),
+            ("class_idx", 0, len(self.class_names)),
+            ("rounds", 1, None),
+            ("requests", 1, None),
+        ):
             a = getattr(self, name)
             bad = (a < lo) | (a >= hi) if hi is not None else a < lo
             if bad.any():
@@ -160,17 +175,24 @@ class Instance:
         # or window changes, so the order must be the arrival order and slots must match arrival times.
         if K > 1 and (np.diff(self.arrival_h) < 0).any():
             j = int(np.argmax(np.diff(self.arrival_h) < 0)) + 1
-            raise ValueError(f"Instance.arrival_h[{j}] = {float(self.arrival_h[j])!r} < arrival_h[{j - 1}]: expected "
-                             "tasks in arrival order (Instance.subset sorts its index)")
+            raise ValueError(
+                f"Instance.arrival_h[{j}] = {float(self.arrival_h[j])!r} < arrival_h[{j - 1}]: expected "
+                "tasks in arrival order (Instance.subset sorts its index)"
+            )
         expected_slot = np.minimum(np.floor(self.arrival_h), sizes["S"] - 1)
         if K and (self.slot_idx != expected_slot).any():
             j = int(np.argmax(self.slot_idx != expected_slot))
-            raise ValueError(f"Instance.slot_idx[{j}] = {int(self.slot_idx[j])}: expected {int(expected_slot[j])}, the "
-                             f"hour of arrival_h = {float(self.arrival_h[j])!r} (capped at the last slot)")
-        if self.horizon_h is not None and not (isinstance(self.horizon_h, int | float | np.number)
-                                               and sizes["S"] - 1 < self.horizon_h <= sizes["S"]):
-            raise ValueError(f"Instance.horizon_h = {self.horizon_h!r}: expected a number of hours in "
-                             f"({sizes['S'] - 1}, {sizes['S']}] for {sizes['S']} slots")
+            raise ValueError(
+                f"Instance.slot_idx[{j}] = {int(self.slot_idx[j])}: expected {int(expected_slot[j])}, the "
+                f"hour of arrival_h = {float(self.arrival_h[j])!r} (capped at the last slot)"
+            )
+        if self.horizon_h is not None and not (
+            isinstance(self.horizon_h, int | float | np.number) and sizes["S"] - 1 < self.horizon_h <= sizes["S"]
+        ):
+            raise ValueError(
+                f"Instance.horizon_h = {self.horizon_h!r}: expected a number of hours in "
+                f"({sizes['S'] - 1}, {sizes['S']}] for {sizes['S']} slots"
+            )
         if not isinstance(self.replica_window_h, int | np.integer) or self.replica_window_h < 1:
             raise ValueError(f"Instance.replica_window_h = {self.replica_window_h!r}: expected an integer >= 1")
         for name in (*TASK_FIELDS, *EPISODE_FIELDS):
@@ -273,18 +295,20 @@ class Instance:
         try:
             archive = np.load(path, allow_pickle=False)
         except ValueError as exc:  # numpy's message for a foreign file talks about pickles
-            raise ValueError(f"{str(path)!r} is not a geoinfer instance file (not an .npz archive: {exc})"
-                             ) from exc
+            raise ValueError(f"{str(path)!r} is not a geoinfer instance file (not an .npz archive: {exc})") from exc
         if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"{str(path)!r} is not a geoinfer instance file (a single .npy array, "
-                             "expected an .npz archive)")
+            raise ValueError(
+                f"{str(path)!r} is not a geoinfer instance file (a single .npy array, expected an .npz archive)"
+            )
         with archive as z:
             if "__meta__" not in z.files:
                 raise ValueError(f"{str(path)!r} is not a geoinfer instance file (no metadata)")
             meta = json.loads(str(z["__meta__"]))
             if meta.get("format_version") not in _READABLE_VERSIONS:
-                raise ValueError(f"{str(path)!r}: format_version = {meta.get('format_version')!r}: expected one "
-                                 f"of {_READABLE_VERSIONS}")
+                raise ValueError(
+                    f"{str(path)!r}: format_version = {meta.get('format_version')!r}: expected one "
+                    f"of {_READABLE_VERSIONS}"
+                )
             missing = [n for n in (*TASK_FIELDS, *EPISODE_FIELDS) if n not in z.files]
             if missing:
                 raise ValueError(f"{str(path)!r} lacks the arrays {missing}")

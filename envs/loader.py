@@ -125,8 +125,10 @@ def _utc_hours(path: Path, version: tuple[int, int], key: str) -> pd.DatetimeInd
     where = f"data.{key} = {path}"
     table = _read_csv(path)
     if STAMP_COLUMN not in table.columns:
-        raise ValueError(f"{where}: no {STAMP_COLUMN!r} column: expected the hour start of each row in UTC "
-                         f"(columns found: {list(table.columns)})")
+        raise ValueError(
+            f"{where}: no {STAMP_COLUMN!r} column: expected the hour start of each row in UTC "
+            f"(columns found: {list(table.columns)})"
+        )
     text = table[STAMP_COLUMN].astype("string").fillna("")
     ok = text.str.fullmatch(_UTC_HOUR_START).to_numpy(dtype=bool)
     stamps = pd.DatetimeIndex(pd.to_datetime(text.where(ok, None), format="ISO8601", utc=True, errors="coerce"))
@@ -147,8 +149,10 @@ def _utc_hours(path: Path, version: tuple[int, int], key: str) -> pd.DatetimeInd
             what = f"comes before line {_line(path, k)} ({_iso(before)}): rows are not sorted by time"
         else:  # every stamp is an hour start, so a step that is not one hour is two or more
             what = f"skips {(after - before) // pd.Timedelta(hours=1) - 1} hour(s) after line {_line(path, k)}"
-        raise ValueError(f"{where}: line {_line(path, k + 1)}, {STAMP_COLUMN} = {_iso(after)} {what}: expected "
-                         f"{_iso(before + pd.Timedelta(hours=1))}, one row per hour without gaps or repeats")
+        raise ValueError(
+            f"{where}: line {_line(path, k + 1)}, {STAMP_COLUMN} = {_iso(after)} {what}: expected "
+            f"{_iso(before + pd.Timedelta(hours=1))}, one row per hour without gaps or repeats"
+        )
     return stamps
 
 
@@ -157,7 +161,12 @@ def _iso(stamp: pd.Timestamp) -> str:
 
 
 def _hourly_series(
-    spec: Spec, key: str, regions: list[str], zones: list[str], notes: list[str], what: str,
+    spec: Spec,
+    key: str,
+    regions: list[str],
+    zones: list[str],
+    notes: list[str],
+    what: str,
     zone_scale: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """Read ``[signals]``'s slice of an hourly table as ``[T, R]``; blank hours linearly interpolated.
@@ -171,8 +180,9 @@ def _hourly_series(
     where = f"data.{key} = {path}"
     first, num = spec["signals"]["first_hour"], spec["signals"]["num_hours"]
     if first < 0 or num < 1:
-        raise ValueError(f"signals.first_hour = {first}, signals.num_hours = {num}: expected first_hour >= 0 "
-                         "and num_hours >= 1")
+        raise ValueError(
+            f"signals.first_hour = {first}, signals.num_hours = {num}: expected first_hour >= 0 and num_hours >= 1"
+        )
     stamps = _utc_hours(path, _version(path), key)
     start = HOUR_ZERO + pd.Timedelta(hours=first)
     offset = (start - stamps[0]) // pd.Timedelta(hours=1) if len(stamps) else -1  # row of the slice's first hour
@@ -200,8 +210,10 @@ def _hourly_series(
     if bad is not None:
         i, j = bad
         row = offset + i
-        raise ValueError(f"{where}: column {columns[j]!r}, row {row} = {_shown(raw.iat[i, j])}: expected a number or a "
-                         f"blank cell (line {_line(path, row)}, {STAMP_COLUMN} {_iso(stamps[row])})")
+        raise ValueError(
+            f"{where}: column {columns[j]!r}, row {row} = {_shown(raw.iat[i, j])}: expected a number or a "
+            f"blank cell (line {_line(path, row)}, {STAMP_COLUMN} {_iso(stamps[row])})"
+        )
     for j, region in enumerate(regions):
         blank = np.isnan(values[:, j])
         if blank.all():
@@ -209,8 +221,9 @@ def _hourly_series(
         if blank.any():
             t = np.arange(num)
             values[blank, j] = np.interp(t[blank], t[~blank], values[~blank, j])
-            notes.append(f"{what} {columns[j]} ({region}): {int(blank.sum())} blank hours filled by linear "
-                         "interpolation")
+            notes.append(
+                f"{what} {columns[j]} ({region}): {int(blank.sum())} blank hours filled by linear interpolation"
+            )
     if zone_scale is not None:
         for j, region in enumerate(regions):
             if columns[j] != region and zone_scale[j] != 1.0:
@@ -230,8 +243,10 @@ def _carbon_proxy_scale(regions: list[str], rows: list[pd.Series]) -> NDArray[np
             continue
         value = pd.to_numeric(raw, errors="coerce")
         if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"jurisdiction table: hourly_ci_scale = {raw!r} for region {region!r}: expected a "
-                             "positive number, or blank for 1")
+            raise ValueError(
+                f"jurisdiction table: hourly_ci_scale = {raw!r} for region {region!r}: expected a "
+                "positive number, or blank for 1"
+            )
         out[j] = float(value)
     return out
 
@@ -250,13 +265,16 @@ def _square_labels(where: str, path: Path, table: pd.DataFrame) -> None:
     rows = table.index.astype(str)
     if rows.duplicated().any():
         row = int(np.argmax(rows.duplicated()))
-        raise ValueError(f"{where}: line {_line(path, row)} repeats the row {rows[row]!r}: expected one row per "
-                         f"region ({path})")
+        raise ValueError(
+            f"{where}: line {_line(path, row)} repeats the row {rows[row]!r}: expected one row per region ({path})"
+        )
     only_rows = sorted(set(rows) - set(table.columns))
     only_cols = sorted(set(table.columns) - set(rows))
     if only_rows or only_cols:
-        raise ValueError(f"{where}: row labels {only_rows} have no column and column labels {only_cols} have no row: "
-                         f"expected the same regions as rows and columns ({path})")
+        raise ValueError(
+            f"{where}: row labels {only_rows} have no column and column labels {only_cols} have no row: "
+            f"expected the same regions as rows and columns ({path})"
+        )
 
 
 def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris: pd.DataFrame) -> NDArray[np.float64]:
@@ -277,14 +295,18 @@ def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris
     usd, bad = _numbers(table[["usd_per_gb"]], blank_ok=False, nonnegative=True)
     if bad is not None:
         src, dst, cell = table[needed].iloc[bad[0]]
-        raise ValueError(f"{where}: line {_line(path, int(table.index[bad[0]]))}, {src!r} -> {dst!r}: usd_per_gb = "
-                         f"{_shown(cell)}: expected a number >= 0 ({path})")
+        raise ValueError(
+            f"{where}: line {_line(path, int(table.index[bad[0]]))}, {src!r} -> {dst!r}: usd_per_gb = "
+            f"{_shown(cell)}: expected a number >= 0 ({path})"
+        )
     repeated = table.duplicated(["src_region", "dst_region"]).to_numpy()
     if repeated.any():
         i = int(np.argmax(repeated))
-        raise ValueError(f"{where}: line {_line(path, int(table.index[i]))} repeats the pair "
-                         f"{table['src_region'].iat[i]!r} -> {table['dst_region'].iat[i]!r}: expected one price per "
-                         f"pair ({path})")
+        raise ValueError(
+            f"{where}: line {_line(path, int(table.index[i]))} repeats the pair "
+            f"{table['src_region'].iat[i]!r} -> {table['dst_region'].iat[i]!r}: expected one price per "
+            f"pair ({path})"
+        )
     price = dict(zip(zip(table["src_region"], table["dst_region"], strict=True), usd[:, 0].tolist(), strict=True))
     listed = list(dict.fromkeys(table["src_region"]))
     proxies = []
@@ -294,8 +316,10 @@ def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris
             continue
         same = [r for r in listed if r in juris.index and juris.loc[r, "country_iso2"] == country]
         if not same:
-            raise ValueError(f"{where}: region {region!r} has no transfer price: expected src_region rows for it or "
-                             f"for another region of {country} ({path})")
+            raise ValueError(
+                f"{where}: region {region!r} has no transfer price: expected src_region rows for it or "
+                f"for another region of {country} ({path})"
+            )
         proxies.append(same[0])
     same_proxy = float(spec["frictions"]["same_proxy_usd_per_gb"])
     R = len(regions)
@@ -309,8 +333,10 @@ def _transfer_matrix(spec: Spec, regions: list[str], countries: list[str], juris
             elif (proxies[i], proxies[j]) in price:
                 out[i, j] = price[(proxies[i], proxies[j])]
             else:
-                raise ValueError(f"{where}: no transfer price from {proxies[i]!r} to {proxies[j]!r}: expected a row "
-                                 f"for each ordered pair of priced regions ({path})")
+                raise ValueError(
+                    f"{where}: no transfer price from {proxies[i]!r} to {proxies[j]!r}: expected a row "
+                    f"for each ordered pair of priced regions ({path})"
+                )
     return out
 
 
@@ -323,21 +349,26 @@ def _rtt(spec: Spec, sources: list[str], regions: list[str]) -> NDArray[np.float
     _square_labels(where, path, table)
     missing = sorted({*sources, *regions} - set(table.index))
     if missing:
-        raise ValueError(f"{where}: the latency matrix does not cover {missing}: expected a row and a column for each "
-                         f"({path})")
+        raise ValueError(
+            f"{where}: the latency matrix does not cover {missing}: expected a row and a column for each ({path})"
+        )
     same = np.array(sources)[:, None] == np.array(regions)[None, :]
     raw = table.loc[sources, regions].mask(same)  # the file's own diagonal is not used
     block, bad = _numbers(raw, blank_ok=True, nonnegative=True)
     if bad is not None:
         n, r = bad
         line = _line(path, int(table.index.get_loc(sources[n])))
-        raise ValueError(f"{where}: row {sources[n]!r} (line {line}), column {regions[r]!r} = "
-                         f"{_shown(raw.iat[n, r])}: expected a round trip in ms, a number >= 0 ({path})")
+        raise ValueError(
+            f"{where}: row {sources[n]!r} (line {line}), column {regions[r]!r} = "
+            f"{_shown(raw.iat[n, r])}: expected a round trip in ms, a number >= 0 ({path})"
+        )
     block[same] = float(spec["frictions"]["intra_region_rtt_ms"])
     if np.isnan(block).any():
         n, r = np.argwhere(np.isnan(block))[0]
-        raise ValueError(f"{where}: no RTT from {sources[n]!r} to {regions[r]!r}: expected a number in row "
-                         f"{sources[n]!r}, column {regions[r]!r} ({path})")
+        raise ValueError(
+            f"{where}: no RTT from {sources[n]!r} to {regions[r]!r}: expected a number in row "
+            f"{sources[n]!r}, column {regions[r]!r} ({path})"
+        )
     return block
 
 
@@ -367,10 +398,17 @@ def _pair(value: Any, name: str) -> tuple[Any, Any]:
 # Numbers the loader uses directly, checked under the names users write (the dataclasses check the rest).
 _LOADER_NUMBERS = (
     ("signals", "price_floor_usd_per_kwh"),
-    ("weights", "alpha"), ("weights", "beta"), ("weights", "gamma"), ("weights", "eta"),
+    ("weights", "alpha"),
+    ("weights", "beta"),
+    ("weights", "gamma"),
+    ("weights", "eta"),
     ("weights", "carbon_price_usd_per_t"),
-    ("frictions", "state"), ("frictions", "cache"), ("frictions", "egress"), ("frictions", "replica"),
-    ("frictions", "intra_region_rtt_ms"), ("frictions", "same_proxy_usd_per_gb"),
+    ("frictions", "state"),
+    ("frictions", "cache"),
+    ("frictions", "egress"),
+    ("frictions", "replica"),
+    ("frictions", "intra_region_rtt_ms"),
+    ("frictions", "same_proxy_usd_per_gb"),
 )
 
 
@@ -401,21 +439,32 @@ def build_scenario(spec: Spec) -> Scenario:
     for r, values in zip(regions, per_region, strict=True):
         for key in ("num_gpus", "queue_ms", "pue"):
             v = values[key]
-            where = f'region_overrides."{r}".{key}' if key in spec["region_overrides"].get(r, {}) else \
-                f"region_defaults.{key} (region {r!r})"
+            where = (
+                f'region_overrides."{r}".{key}'
+                if key in spec["region_overrides"].get(r, {})
+                else f"region_defaults.{key} (region {r!r})"
+            )
             if not (math.isfinite(v) and v >= (1.0 if key == "pue" else 0.0)):
                 raise ValueError(f"{where} = {v!r}: expected a finite number >= {1 if key == 'pue' else 0}")
 
-    price_mwh = _hourly_series(spec, "price_usd_per_mwh", regions, [row["hourly_price_zone"] for row in rows],
-                               notes, "price")
+    price_mwh = _hourly_series(
+        spec, "price_usd_per_mwh", regions, [row["hourly_price_zone"] for row in rows], notes, "price"
+    )
     price = price_mwh / 1000.0
     floor = float(spec["signals"]["price_floor_usd_per_kwh"])
     floored = price < floor
     if floored.any():
         notes.append(f"price: {int(floored.sum())} region-hours below {floor} USD/kWh floored to it")
         price = np.maximum(price, floor)
-    carbon = _hourly_series(spec, "carbon_g_per_kwh", regions, [row["hourly_ci_zone"] for row in rows],
-                            notes, "carbon", zone_scale=_carbon_proxy_scale(regions, rows))
+    carbon = _hourly_series(
+        spec,
+        "carbon_g_per_kwh",
+        regions,
+        [row["hourly_ci_zone"] for row in rows],
+        notes,
+        "carbon",
+        zone_scale=_carbon_proxy_scale(regions, rows),
+    )
     T = price.shape[0]
     pue = np.broadcast_to(np.array([v["pue"] for v in per_region], dtype=np.float64), (T, len(regions)))
     scale = float(spec["capacity"]["scale"])
@@ -431,8 +480,7 @@ def build_scenario(spec: Spec) -> Scenario:
             raise ValueError(f"service_nodes.{name}.traffic_share = {e['traffic_share']!r}: expected a number >= 0")
         client, utc = e["client_latency_ms"], e["utc_offset_h"]
         if not (math.isfinite(client) and client >= 0):
-            raise ValueError(f"service_nodes.{name}.client_latency_ms = {client!r}: expected a finite "
-                             "number >= 0")
+            raise ValueError(f"service_nodes.{name}.client_latency_ms = {client!r}: expected a finite number >= 0")
         if not math.isfinite(utc):
             raise ValueError(f"service_nodes.{name}.utc_offset_h = {utc!r}: expected a finite number")
         if e["home"] not in regions:
@@ -449,25 +497,48 @@ def build_scenario(spec: Spec) -> Scenario:
         if e["model"] not in model_idx:
             raise ValueError(f"workload_classes.{name}.model = {e['model']!r}: expected one of {sorted(model_idx)}")
         res = e["residency"]
-        classes.append(WorkloadClass(
-            name=name, share=float(e["share"]), model_idx=model_idx[e["model"]], tokens=e["tokens"],
-            slack_ms=_pair(e["slack_ms"], f"workload_classes.{name}.slack_ms"),
-            rounds=_pair(e["rounds"], f"workload_classes.{name}.rounds"),
-            cached_share=float(e["cached_share"]), state_kb=float(e["state_kb"]),
-            residency=tuple(float(res[r]) for r in RESIDENCY_CLASSES),  # type: ignore[arg-type]
-            delay_usd_per_s=float(e["delay_usd_per_s"]), overflow_usd=float(e["overflow_usd"]),
-        ))
+        classes.append(
+            WorkloadClass(
+                name=name,
+                share=float(e["share"]),
+                model_idx=model_idx[e["model"]],
+                tokens=e["tokens"],
+                slack_ms=_pair(e["slack_ms"], f"workload_classes.{name}.slack_ms"),
+                rounds=_pair(e["rounds"], f"workload_classes.{name}.rounds"),
+                cached_share=float(e["cached_share"]),
+                state_kb=float(e["state_kb"]),
+                residency=tuple(float(res[r]) for r in RESIDENCY_CLASSES),  # type: ignore[arg-type]
+                delay_usd_per_s=float(e["delay_usd_per_s"]),
+                overflow_usd=float(e["overflow_usd"]),
+            )
+        )
 
     w, f, wl = spec["weights"], spec["frictions"], spec["workload"]
-    cost = CostParams(alpha=w["alpha"], beta=w["beta"], gamma=w["gamma"], eta=w["eta"],
-                      carbon_price_usd_per_t=w["carbon_price_usd_per_t"], state_mult=f["state"],
-                      cache_mult=f["cache"], egress_mult=f["egress"], replica_mult=f["replica"])
+    cost = CostParams(
+        alpha=w["alpha"],
+        beta=w["beta"],
+        gamma=w["gamma"],
+        eta=w["eta"],
+        carbon_price_usd_per_t=w["carbon_price_usd_per_t"],
+        state_mult=f["state"],
+        cache_mult=f["cache"],
+        egress_mult=f["egress"],
+        replica_mult=f["replica"],
+    )
     arrival = ArrivalProcess(
-        kind=wl["arrival"], rate_per_h=wl["rate_per_h"], horizon_h=wl["horizon_h"],
-        requests_per_task=wl["requests_per_task"], slack_scale=wl["slack_scale"], slack_add_ms=wl["slack_add_ms"],
-        diurnal_amplitude=wl["diurnal_amplitude"], diurnal_peak_local_h=wl["diurnal_peak_local_h"],
-        bursty_high_factor=wl["bursty_high_factor"], bursty_low_factor=wl["bursty_low_factor"],
-        bursty_mean_high_h=wl["bursty_mean_high_h"], bursty_mean_low_h=wl["bursty_mean_low_h"], trace=wl["trace"],
+        kind=wl["arrival"],
+        rate_per_h=wl["rate_per_h"],
+        horizon_h=wl["horizon_h"],
+        requests_per_task=wl["requests_per_task"],
+        slack_scale=wl["slack_scale"],
+        slack_add_ms=wl["slack_add_ms"],
+        diurnal_amplitude=wl["diurnal_amplitude"],
+        diurnal_peak_local_h=wl["diurnal_peak_local_h"],
+        bursty_high_factor=wl["bursty_high_factor"],
+        bursty_low_factor=wl["bursty_low_factor"],
+        bursty_mean_high_h=wl["bursty_mean_high_h"],
+        bursty_mean_low_h=wl["bursty_mean_low_h"],
+        trace=wl["trace"],
     )
     traces = {key.removeprefix("trace_"): _trace(spec, key) for key in spec["data"] if key.startswith("trace_")}
 
@@ -517,15 +588,17 @@ def _check_every_class_can_run(s: Scenario) -> None:
     for some number of rounds. The extra latency is linear in the rounds, so the extremes decide: a
     region nearer than home but with a longer queue is reachable only with the most rounds.
     """
-    allowed = residency_allowed(s.residency_mode, s.node_country, s.node_in_eu, s.region_country,
-                                s.region_in_eu, s.region_adequacy)  # [N, 3, R]
+    allowed = residency_allowed(
+        s.residency_mode, s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
+    )  # [N, 3, R]
     home = s.node_home_idx
     for c in s.classes:
         slack = c.slack_ms[1] * s.arrival.slack_scale + s.arrival.slack_add_ms
         reachable = np.zeros((s.num_nodes, s.num_regions), dtype=bool)
         for rounds in set(c.rounds):
             extra = rounds * (s.node_rtt_ms - s.node_rtt_ms[np.arange(s.num_nodes), home][:, None]) + (
-                s.queue_ms[None, :] - s.queue_ms[home][:, None])  # [N, R]
+                s.queue_ms[None, :] - s.queue_ms[home][:, None]
+            )  # [N, R]
             reachable |= extra <= slack + 1e-9
         for r, share in enumerate(c.residency):
             if share == 0:

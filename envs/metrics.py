@@ -68,8 +68,9 @@ def replica_shares(inst: Instance, plan: ArrayLike, region: ArrayLike | None = N
     served = arr < R
     w, m = inst.window_idx, inst.model_idx
     # users of each (window, region, model) under the plan
-    users = np.bincount((w[served] * R + arr[served]) * M + m[served],
-                        minlength=inst.num_windows * R * M).reshape(inst.num_windows, R, M)
+    users = np.bincount((w[served] * R + arr[served]) * M + m[served], minlength=inst.num_windows * R * M).reshape(
+        inst.num_windows, R, M
+    )
     # The weighted charge of a used (window, region, model): zero where a permanent replica is warm,
     # the same terms evaluate_plan adds up over replica_openings.
     charge = inst.cost.eta * replica_usd_per_model(inst)[None, :] * ~inst.permanent_replica  # [R, M]
@@ -114,12 +115,17 @@ def break_even(inst: Instance, plan: ArrayLike) -> BreakEven:
     arr = validate_plan(inst, plan)
     moved = (arr < inst.num_regions) & (arr != inst.home_idx)
     nb = net_benefit(inst, arr)[moved]
-    return BreakEven(relocated=int(moved.sum()), beneficial=int((nb > 0).sum()), at_loss=int((nb < 0).sum()),
-                     net_benefit_usd=float(nb.sum()))
+    return BreakEven(
+        relocated=int(moved.sum()),
+        beneficial=int((nb > 0).sum()),
+        at_loss=int((nb < 0).sum()),
+        net_benefit_usd=float(nb.sum()),
+    )
 
 
-def execution_layers(inst: Instance, plan: ArrayLike,
-                     regional_rtt_ms: float = DEFAULT_REGIONAL_RTT_MS) -> NDArray[np.int64]:
+def execution_layers(
+    inst: Instance, plan: ArrayLike, regional_rtt_ms: float = DEFAULT_REGIONAL_RTT_MS
+) -> NDArray[np.int64]:
     """``[K]`` index into :data:`LAYERS` of each task's execution layer."""
     if not (np.isfinite(regional_rtt_ms) and regional_rtt_ms >= 0):
         raise ValueError(f"regional_rtt_ms = {regional_rtt_ms!r}: expected a number >= 0")
@@ -149,8 +155,9 @@ def layer_shares(inst: Instance, plan: ArrayLike, regional_rtt_ms: float = DEFAU
     return pd.DataFrame(rows)
 
 
-def return_on_latency(tight: Instance, plan_tight: ArrayLike, loose: Instance,
-                      plan_loose: ArrayLike) -> tuple[float, float, float]:
+def return_on_latency(
+    tight: Instance, plan_tight: ArrayLike, loose: Instance, plan_loose: ArrayLike
+) -> tuple[float, float, float]:
     """``(ERL USD/ms, CRL g/ms, delta_tau ms)`` from budget level ``tight`` to ``loose`` (same tasks).
 
     ``delta_tau`` is the mean per-task budget increase; ERL and CRL are the episode's energy cost and
@@ -160,15 +167,18 @@ def return_on_latency(tight: Instance, plan_tight: ArrayLike, loose: Instance,
         raise ValueError("return_on_latency: expected two budget levels of the same episode (same tasks)")
     delta = float(np.mean(loose.budget_ms - tight.budget_ms)) if tight.num_tasks else 0.0
     if delta < 0:
-        raise ValueError(f"return_on_latency: the loose budgets are {-delta:g} ms tighter on average: expected the "
-                         "second level to relax the first")
+        raise ValueError(
+            f"return_on_latency: the loose budgets are {-delta:g} ms tighter on average: expected the "
+            "second level to relax the first"
+        )
     a, b = evaluate_plan(tight, plan_tight), evaluate_plan(loose, plan_loose)
     erl, crl = returns_per_ms(a.energy_usd - b.energy_usd, a.carbon_g - b.carbon_g, delta)
     return float(erl), float(crl), delta
 
 
-def returns_per_ms(energy_saved_usd: ArrayLike, carbon_saved_g: ArrayLike, delta_tau_ms: ArrayLike
-                   ) -> tuple[NDArray[np.float64] | float, NDArray[np.float64] | float]:
+def returns_per_ms(
+    energy_saved_usd: ArrayLike, carbon_saved_g: ArrayLike, delta_tau_ms: ArrayLike
+) -> tuple[NDArray[np.float64] | float, NDArray[np.float64] | float]:
     """ERL = energy cost saved / budget relaxed (USD/ms), CRL = carbon saved / budget relaxed (g/ms);
     NaN where nothing was relaxed. Works elementwise on arrays (sweeps) or on numbers."""
     d = np.asarray(delta_tau_ms, dtype=np.float64)
@@ -184,11 +194,20 @@ def class_breakdown(inst: Instance, plan: ArrayLike) -> pd.DataFrame:
     """Totals per workload class (replica charges are per region, see :func:`region_breakdown`)."""
     bd = evaluate_plan(inst, plan)
     t = bd.task
-    frame = pd.DataFrame({
-        "class": np.asarray(inst.class_names)[inst.class_idx], "tasks": 1, "total_usd": t.total_usd,
-        "energy_usd": t.energy_usd, "energy_kwh": t.it_kwh, "carbon_g": t.carbon_g, "delay_usd": t.delay_usd,
-        "migration_usd": t.migration_usd, "penalty_usd": t.penalty_usd, "away_kwh": np.where(t.away, t.it_kwh, 0.0),
-    })
+    frame = pd.DataFrame(
+        {
+            "class": np.asarray(inst.class_names)[inst.class_idx],
+            "tasks": 1,
+            "total_usd": t.total_usd,
+            "energy_usd": t.energy_usd,
+            "energy_kwh": t.it_kwh,
+            "carbon_g": t.carbon_g,
+            "delay_usd": t.delay_usd,
+            "migration_usd": t.migration_usd,
+            "penalty_usd": t.penalty_usd,
+            "away_kwh": np.where(t.away, t.it_kwh, 0.0),
+        }
+    )
     out = frame.groupby("class", sort=False).sum().reindex(list(inst.class_names), fill_value=0).reset_index()
     out["rid"] = (out["away_kwh"] / out["energy_kwh"]).fillna(0.0)  # 0/0: a class with nothing served
     return out.drop(columns="away_kwh")
@@ -206,15 +225,17 @@ def region_breakdown(inst: Instance, plan: ArrayLike) -> pd.DataFrame:
     def per_region(values: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.bincount(arr[served], weights=values[served], minlength=R).astype(np.float64)
 
-    return pd.DataFrame({
-        "region": inst.region_names,
-        "tasks": np.bincount(arr[served], minlength=R),
-        "relocated_in": np.bincount(arr[served & bd.task.away], minlength=R),
-        "energy_kwh": per_region(bd.task.it_kwh),
-        "energy_usd": per_region(bd.task.energy_usd),
-        "carbon_g": per_region(bd.task.carbon_g),
-        "replica_usd": replica,
-    })
+    return pd.DataFrame(
+        {
+            "region": inst.region_names,
+            "tasks": np.bincount(arr[served], minlength=R),
+            "relocated_in": np.bincount(arr[served & bd.task.away], minlength=R),
+            "energy_kwh": per_region(bd.task.it_kwh),
+            "energy_usd": per_region(bd.task.energy_usd),
+            "carbon_g": per_region(bd.task.carbon_g),
+            "replica_usd": replica,
+        }
+    )
 
 
 def summary(inst: Instance, plan: ArrayLike) -> dict[str, float]:
@@ -222,8 +243,17 @@ def summary(inst: Instance, plan: ArrayLike) -> dict[str, float]:
     bd = evaluate_plan(inst, plan)
     be = break_even(inst, plan)
     return {
-        "total_usd": bd.total_usd, "energy_usd": bd.energy_usd, "energy_kwh": bd.energy_kwh, "carbon_g": bd.carbon_g,
-        "delay_usd": bd.delay_usd, "migration_usd": bd.migration_usd, "replica_usd": bd.replica_usd,
-        "penalty_usd": bd.penalty_usd, "num_overflow": float(bd.num_overflow), "rid": rid(inst, plan, bd),
-        "relocated": float(be.relocated), "break_even_share": be.share, "relocated_at_loss": float(be.at_loss),
+        "total_usd": bd.total_usd,
+        "energy_usd": bd.energy_usd,
+        "energy_kwh": bd.energy_kwh,
+        "carbon_g": bd.carbon_g,
+        "delay_usd": bd.delay_usd,
+        "migration_usd": bd.migration_usd,
+        "replica_usd": bd.replica_usd,
+        "penalty_usd": bd.penalty_usd,
+        "num_overflow": float(bd.num_overflow),
+        "rid": rid(inst, plan, bd),
+        "relocated": float(be.relocated),
+        "break_even_share": be.share,
+        "relocated_at_loss": float(be.at_loss),
     }

@@ -35,26 +35,31 @@ def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None
     return s
 
 
-def check_env_args(invalid_action: str, reward_scale: float, num_tasks: int | None,
-                   num_envs: int | None = None) -> None:
+def check_env_args(
+    invalid_action: str, reward_scale: float, num_tasks: int | None, num_envs: int | None = None
+) -> None:
     """The constructor arguments every env class shares (single, Gymnasium vector, SB3 batch)."""
-    if num_envs is not None and (isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer)
-                                 or num_envs < 1):
+    if num_envs is not None and (
+        isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1
+    ):
         raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
     if invalid_action not in INVALID_ACTION_MODES:
         raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
     if not (np.isfinite(reward_scale) and reward_scale > 0):
         raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
-    if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer)
-                                  or num_tasks < 1):
+    if num_tasks is not None and (
+        isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer) or num_tasks < 1
+    ):
         raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
 
 
 def check_instance_fits(inst: Instance, layout: ObsLayout, num_models: int) -> None:
     """Reject an instance whose regions, nodes, classes or models differ from the env's scenario."""
-    for name, got, want in (("region_names", inst.region_names, layout.region_names),
-                            ("node_names", inst.node_names, layout.node_names),
-                            ("class_names", inst.class_names, layout.class_names)):
+    for name, got, want in (
+        ("region_names", inst.region_names, layout.region_names),
+        ("node_names", inst.node_names, layout.node_names),
+        ("class_names", inst.class_names, layout.class_names),
+    ):
         if tuple(got) != tuple(want):
             raise ValueError(f"instance {name} = {list(got)}: expected the env scenario's {list(want)}")
     if len(inst.model_names) != num_models:
@@ -207,8 +212,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         except (TypeError, ValueError):
             raise ValueError(f"action = {action!r}: expected an integer in [0, {self.num_regions}]") from None
         if a != action or not 0 <= a <= self.num_regions:
-            raise ValueError(f"action = {action!r}: expected an integer in [0, {self.num_regions}] "
-                             f"({self.num_regions} is overflow)")
+            raise ValueError(
+                f"action = {action!r}: expected an integer in [0, {self.num_regions}] ({self.num_regions} is overflow)"
+            )
         b = self._batch
         k = int(b.t[0])
         invalid = not self._mask[a]
@@ -228,9 +234,16 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
             self._mask = b.action_mask_one()
             obs = b.observe_one(self._mask)
         info = {
-            "action_mask": self._mask, "task_idx": k, "action": a, "invalid_action": invalid,
-            "cost_usd": cost, "replica_charge_usd": replica,
-            COMPONENTS[0]: comp[0], COMPONENTS[1]: comp[1], COMPONENTS[2]: comp[2], COMPONENTS[3]: comp[3],
+            "action_mask": self._mask,
+            "task_idx": k,
+            "action": a,
+            "invalid_action": invalid,
+            "cost_usd": cost,
+            "replica_charge_usd": replica,
+            COMPONENTS[0]: comp[0],
+            COMPONENTS[1]: comp[1],
+            COMPONENTS[2]: comp[2],
+            COMPONENTS[3]: comp[3],
             COMPONENTS[4]: comp[4],
         }
         self._last = info
@@ -253,8 +266,10 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
             return reason
         b = self._batch
         s = int(b.slot[0, k])
-        return (f"capacity: {self.instance.region_names[a]!r} has {b.left[0, a]:.1f} GPU-s "
-                f"left in slot {s}, the task needs {b.gpu[0, k, a]:.1f}")
+        return (
+            f"capacity: {self.instance.region_names[a]!r} has {b.left[0, a]:.1f} GPU-s "
+            f"left in slot {s}, the task needs {b.gpu[0, k, a]:.1f}"
+        )
 
     def _render_text(self) -> str:
         if self.instance is None:
@@ -263,8 +278,10 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         lines = []
         if self._last:
             x = self._last
-            lines.append(f"last: task {x['task_idx']} -> action {x['action']} cost {x['cost_usd']:.5f} USD"
-                         + (" (invalid -> overflow)" if x["invalid_action"] else ""))
+            lines.append(
+                f"last: task {x['task_idx']} -> action {x['action']} cost {x['cost_usd']:.5f} USD"
+                + (" (invalid -> overflow)" if x["invalid_action"] else "")
+            )
         if self._done:
             lines.append(f"episode done: {inst.num_tasks} tasks")
             return "\n".join(lines)

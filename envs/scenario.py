@@ -37,13 +37,13 @@ def _require(ok: bool, name: str, value: Any, expected: str) -> None:
 
 
 def _finite_nonneg(name: str, value: float) -> None:
-    _require(isinstance(value, int | float) and math.isfinite(value) and value >= 0, name, value,
-             "a finite number >= 0")
+    _require(
+        isinstance(value, int | float) and math.isfinite(value) and value >= 0, name, value, "a finite number >= 0"
+    )
 
 
 def _positive(name: str, value: float) -> None:
-    _require(isinstance(value, int | float) and math.isfinite(value) and value > 0, name, value,
-             "a finite number > 0")
+    _require(isinstance(value, int | float) and math.isfinite(value) and value > 0, name, value, "a finite number > 0")
 
 
 def _check_array(name: str, a: NDArray[Any], shape: tuple[int, ...], nonneg: bool = True) -> None:
@@ -114,8 +114,12 @@ class WorkloadClass:
         p = f"workload_classes.{self.name}"
         _finite_nonneg(f"{p}.share", self.share)
         lo, hi = self.slack_ms
-        _require(math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi, f"{p}.slack_ms", list(self.slack_ms),
-                 "[low, high] with 0 <= low <= high")
+        _require(
+            math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi,
+            f"{p}.slack_ms",
+            list(self.slack_ms),
+            "[low, high] with 0 <= low <= high",
+        )
         rlo, rhi = self.rounds
         _require(1 <= rlo <= rhi, f"{p}.rounds", list(self.rounds), "[low, high] integers with 1 <= low <= high")
         _require(0.0 <= self.cached_share <= 1.0, f"{p}.cached_share", self.cached_share, "a number in [0, 1]")
@@ -148,14 +152,26 @@ class ArrivalProcess:
         _require(self.kind in ARRIVAL_KINDS, "workload.arrival", self.kind, f"one of {ARRIVAL_KINDS}")
         _positive("workload.rate_per_h", self.rate_per_h)
         _positive("workload.horizon_h", self.horizon_h)
-        _require(isinstance(self.requests_per_task, int) and self.requests_per_task >= 1,
-                 "workload.requests_per_task", self.requests_per_task, "an integer >= 1")
+        _require(
+            isinstance(self.requests_per_task, int) and self.requests_per_task >= 1,
+            "workload.requests_per_task",
+            self.requests_per_task,
+            "an integer >= 1",
+        )
         _finite_nonneg("workload.slack_scale", self.slack_scale)
         _finite_nonneg("workload.slack_add_ms", self.slack_add_ms)
-        _require(0.0 <= self.diurnal_amplitude <= 1.0, "workload.diurnal_amplitude", self.diurnal_amplitude,
-                 "a number in [0, 1]")
-        _require(math.isfinite(self.diurnal_peak_local_h), "workload.diurnal_peak_local_h",
-                 self.diurnal_peak_local_h, "a finite hour")
+        _require(
+            0.0 <= self.diurnal_amplitude <= 1.0,
+            "workload.diurnal_amplitude",
+            self.diurnal_amplitude,
+            "a number in [0, 1]",
+        )
+        _require(
+            math.isfinite(self.diurnal_peak_local_h),
+            "workload.diurnal_peak_local_h",
+            self.diurnal_peak_local_h,
+            "a finite hour",
+        )
         for name in ("bursty_high_factor", "bursty_low_factor", "bursty_mean_high_h", "bursty_mean_low_h"):
             _positive(f"workload.{name}", getattr(self, name))
 
@@ -175,8 +191,12 @@ class TokenTrace:
         _check_array(f"trace {self.name}.context_tokens", self.context_tokens, (n,))
         _check_array(f"trace {self.name}.generated_tokens", self.generated_tokens, (n,))
         _check_array(f"trace {self.name}.offset_s", self.offset_s, (n,))
-        _require(bool(np.all(np.diff(self.offset_s) >= 0)), f"trace {self.name}.offset_s", "unsorted",
-                 "non-decreasing timestamps")
+        _require(
+            bool(np.all(np.diff(self.offset_s) >= 0)),
+            f"trace {self.name}.offset_s",
+            "unsorted",
+            "non-decreasing timestamps",
+        )
 
     @property
     def span_s(self) -> float:
@@ -235,22 +255,37 @@ class Scenario:
         _check_array("transfer_usd_per_gb", self.transfer_usd_per_gb, (R, R))
         _check_array("queue_ms", self.queue_ms, (R,))
         _check_array("node_client_ms", self.node_client_ms, (N,))
-        _require(bool(np.all((self.node_home_idx >= 0) & (self.node_home_idx < R))), "node_home_idx",
-                 self.node_home_idx.tolist(), f"indices in [0, {R})")
+        _require(
+            bool(np.all((self.node_home_idx >= 0) & (self.node_home_idx < R))),
+            "node_home_idx",
+            self.node_home_idx.tolist(),
+            f"indices in [0, {R})",
+        )
         _require(self.replica_window_h >= 1, "frictions.replica_window_h", self.replica_window_h, "an integer >= 1")
         _positive("frictions.bytes_per_token", self.bytes_per_token)
-        _require(self.residency_mode in RESIDENCY_MODES, "legal.residency_mode", self.residency_mode,
-                 f"one of {RESIDENCY_MODES}")
-        _require(math.ceil(self.arrival.horizon_h) <= T, "signals.num_hours", T,
-                 f">= the episode horizon ({self.arrival.horizon_h} h)")
+        _require(
+            self.residency_mode in RESIDENCY_MODES,
+            "legal.residency_mode",
+            self.residency_mode,
+            f"one of {RESIDENCY_MODES}",
+        )
+        _require(
+            math.ceil(self.arrival.horizon_h) <= T,
+            "signals.num_hours",
+            T,
+            f">= the episode horizon ({self.arrival.horizon_h} h)",
+        )
         _require(len(self.classes) >= 1, "workload_classes", [], "at least one class with share > 0")
         for c in self.classes:
-            _require(0 <= c.model_idx < len(self.models), f"workload_classes.{c.name}.model", c.model_idx,
-                     "a known model")
-            _require(c.tokens in self.traces, f"workload_classes.{c.name}.tokens", c.tokens,
-                     f"one of {sorted(self.traces)}")
-        _require(self.arrival.trace in self.traces, "workload.trace", self.arrival.trace,
-                 f"one of {sorted(self.traces)}")
+            _require(
+                0 <= c.model_idx < len(self.models), f"workload_classes.{c.name}.model", c.model_idx, "a known model"
+            )
+            _require(
+                c.tokens in self.traces, f"workload_classes.{c.name}.tokens", c.tokens, f"one of {sorted(self.traces)}"
+            )
+        _require(
+            self.arrival.trace in self.traces, "workload.trace", self.arrival.trace, f"one of {sorted(self.traces)}"
+        )
 
     # ----------------------------------------------------------------------------------- sizes
     @property

@@ -123,8 +123,10 @@ def merge_spec(base: Spec, override: Spec) -> Spec:
                     raise ValueError(f"new entry {where!r} lacks the fields {missing}; a new entry must give all")
                 for field, like in template.items():  # nested tables (e.g. residency) must be whole too
                     if isinstance(like, dict) and isinstance(entry[field], dict) and set(like) - set(entry[field]):
-                        raise ValueError(f"new entry {where!r}: {field} lacks {sorted(set(like) - set(entry[field]))}; "
-                                         "a new entry must give all")
+                        raise ValueError(
+                            f"new entry {where!r}: {field} lacks {sorted(set(like) - set(entry[field]))}; "
+                            "a new entry must give all"
+                        )
                 out[key][name] = _merge_table({}, entry, where, template)
     value = override.get(REGION_OVERRIDES, {})
     if not isinstance(value, dict):

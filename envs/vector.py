@@ -63,8 +63,9 @@ class PlacementVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.single_observation_space = spaces.Box(*self.layout.bounds(), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._batch = EpisodeBatch(self.num_envs, self.layout, len(s.models), self.reward_scale,
-                                   store_components=info_components)
+        self._batch = EpisodeBatch(
+            self.num_envs, self.layout, len(s.models), self.reward_scale, store_components=info_components
+        )
         self.info_components = info_components
         self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
         self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
@@ -139,8 +140,10 @@ class PlacementVectorEnv(VectorEnv):
         if invalid.any():
             if self.invalid_action == "raise":
                 e = int(np.argmax(invalid))
-                raise ValueError(f"actions[{e}] = {int(a[e])} is infeasible for task {int(k[e])} of sub-env {e} "
-                                 "(see info['action_mask'])")
+                raise ValueError(
+                    f"actions[{e}] = {int(a[e])} is infeasible for task {int(k[e])} of sub-env {e} "
+                    "(see info['action_mask'])"
+                )
             a = np.where(invalid, self.num_regions, a)
         task_cost, replica = b.advance(a, active)
         cost = task_cost + replica
@@ -155,8 +158,11 @@ class PlacementVectorEnv(VectorEnv):
         self._prev_done = terminated
         all_active = not resetting.any()
         info: dict[str, Any] = {  # the mask array is replaced, never mutated, after this step
-            "action_mask": self._mask, "task_idx": k if all_active else np.where(active, k, -1),
-            "action": a if all_active else np.where(active, a, -1), "invalid_action": invalid, "cost_usd": cost,
+            "action_mask": self._mask,
+            "task_idx": k if all_active else np.where(active, k, -1),
+            "action": a if all_active else np.where(active, a, -1),
+            "invalid_action": invalid,
+            "cost_usd": cost,
             "replica_charge_usd": replica,
         }
         if self.info_components:

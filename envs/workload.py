@@ -46,15 +46,17 @@ def _categorical(rng: np.random.Generator, probs: NDArray[np.float64], size: int
     return np.minimum(np.searchsorted(cum, rng.random(size), side="right"), len(probs) - 1).astype(np.int64)
 
 
-def _diurnal_hours(s: Scenario, start_hour: int, lo: NDArray[np.float64], hi: NDArray[np.float64]
-                   ) -> NDArray[np.float64]:
+def _diurnal_hours(
+    s: Scenario, start_hour: int, lo: NDArray[np.float64], hi: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``[T, N]`` integral of each node's diurnal shape over ``[lo, hi)`` (hours since the start), in hours:
     closed form, the shape being a shifted cosine. Times the node's rate, the expected arrivals."""
     a = s.arrival
     phase = 2.0 * np.pi * (start_hour + s.node_utc_offset_h - a.diurnal_peak_local_h) / 24.0  # [N]
     w = 2.0 * np.pi / 24.0
-    return (hi - lo)[:, None] + a.diurnal_amplitude / w * (np.sin(phase + w * hi[:, None])
-                                                           - np.sin(phase + w * lo[:, None]))
+    return (hi - lo)[:, None] + a.diurnal_amplitude / w * (
+        np.sin(phase + w * hi[:, None]) - np.sin(phase + w * lo[:, None])
+    )
 
 
 def _diurnal(s: Scenario, rng: np.random.Generator, H: float, start_hour: int, K: int | None):
@@ -121,8 +123,9 @@ def _trace(s: Scenario, rng: np.random.Generator, H: float, K: int | None):
     return np.minimum(times, np.nextafter(H, 0.0)), j[:K] % n
 
 
-def forecast_rate_per_h(s: Scenario, H: float, start_hour: int, num_tasks: int | None = None,
-                        per_task: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+def forecast_rate_per_h(
+    s: Scenario, H: float, start_hour: int, num_tasks: int | None = None, per_task: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
     """``[S, R]`` forecast arrival rate of the tasks whose home is each region, tasks/h, per hourly slot.
 
     The arrival process's intensity averaged over each slot (the last one possibly partial), summed over
@@ -160,8 +163,9 @@ def captive_gpu_s_per_task(s: Scenario) -> NDArray[np.float64]:
     past traffic: deterministic per scenario, independent of the episode being forecast. A node without
     tasks in the sample gets 0.
     """
-    inst = _sample(s, np.random.default_rng(CALIBRATION_SEED), CALIBRATION_TASKS, 1.0, s.first_hour,
-                   captive_per_task=None)
+    inst = _sample(
+        s, np.random.default_rng(CALIBRATION_SEED), CALIBRATION_TASKS, 1.0, s.first_hour, captive_per_task=None
+    )
     mask = static_mask(inst)[:, : inst.num_regions]
     captive = mask[np.arange(inst.num_tasks), inst.home_idx] & (mask.sum(axis=1) == 1)
     total = np.bincount(inst.node_idx, weights=inst.gpu_s * captive, minlength=s.num_nodes)
@@ -200,12 +204,16 @@ def sample_instance(
         seed = None  # the episode is not reproducible from a seed the caller's generator ignored
     rng = np.random.default_rng(seed) if rng is None else rng
     value = a.horizon_h if horizon_h is None else horizon_h
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not (
-            math.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
     H = float(value)
-    if num_tasks is not None and (isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer)
-                                  or num_tasks < 0):
+    if num_tasks is not None and (
+        isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer) or num_tasks < 0
+    ):
         raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 0")
     if start_hour is not None and (isinstance(start_hour, bool) or not isinstance(start_hour, int | np.integer)):
         raise ValueError(f"start_hour = {start_hour!r}: expected an integer hour of the year")
@@ -223,12 +231,20 @@ def sample_instance(
         offset = int(rng.choice(days)) if days.size else 0
     else:
         offset = 0
-    return _sample(s, rng, None if num_tasks is None else int(num_tasks), H, s.first_hour + offset,
-                   captive_gpu_s_per_task(s), seed)
+    return _sample(
+        s, rng, None if num_tasks is None else int(num_tasks), H, s.first_hour + offset, captive_gpu_s_per_task(s), seed
+    )
 
 
-def _sample(s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour0: int,
-            captive_per_task: NDArray[np.float64] | None, seed: int | None = None) -> Instance:
+def _sample(
+    s: Scenario,
+    rng: np.random.Generator,
+    K: int | None,
+    H: float,
+    hour0: int,
+    captive_per_task: NDArray[np.float64] | None,
+    seed: int | None = None,
+) -> Instance:
     """The draws of :func:`sample_instance`, arguments checked; ``captive_per_task`` ``None`` leaves the
     captive forecast at 0 (the calibration sample that estimates it)."""
     a, S = s.arrival, math.ceil(H)
@@ -324,13 +340,17 @@ def _sample(s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour
         node_client_ms=s.node_client_ms,
         queue_ms=s.queue_ms,
         transfer_usd_per_gb=s.transfer_usd_per_gb,
-        residency_ok=_readonly(residency_allowed(s.residency_mode, s.node_country, s.node_in_eu, s.region_country,
-                                                 s.region_in_eu, s.region_adequacy)),
+        residency_ok=_readonly(
+            residency_allowed(
+                s.residency_mode, s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
+            )
+        ),
         replica_usd=_readonly(np.array([x.replica_usd for x in m])),
         permanent_replica=_readonly(permanent),
         arrival_rate_per_h=_readonly(forecast_rate_per_h(s, H, hour0, K)),
-        captive_gpu_s_per_h=_readonly(np.zeros((S, R)) if captive_per_task is None
-                                      else forecast_rate_per_h(s, H, hour0, K, captive_per_task)),
+        captive_gpu_s_per_h=_readonly(
+            np.zeros((S, R)) if captive_per_task is None else forecast_rate_per_h(s, H, hour0, K, captive_per_task)
+        ),
         replica_window_h=s.replica_window_h,
         start_hour=hour0,
         cost=s.cost,
@@ -345,8 +365,9 @@ def _sample(s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour
     return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
 
 
-def sample_episode(scenario: Scenario, rng: np.random.Generator, num_tasks: int | None = None,
-                   horizon_h: float | None = None) -> Instance:
+def sample_episode(
+    scenario: Scenario, rng: np.random.Generator, num_tasks: int | None = None, horizon_h: float | None = None
+) -> Instance:
     """An episode an env can step: :func:`sample_instance`, redrawn with one task when a random count
     comes out zero. The single env, the vector env and the training envs all use it, so they play the
     same episodes for a seed."""

@@ -25,24 +25,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     from agents.train import TrainConfig, train
 
     cfg = TrainConfig(
-        algo=args.algo, scenario=args.scenario, timesteps=args.timesteps, seed=args.seed, out=args.out,
-        policy=args.policy, hidden=args.hidden, num_envs=args.num_envs, vec_backend=args.vec_backend,
-        num_tasks=args.tasks, norm_obs=args.norm_obs, norm_reward=not args.no_norm_reward,
-        hyperparams=dict(args.hp or []), eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-        eval_tasks=args.eval_tasks, oracle_time_limit_s=args.oracle_time_limit, oracle_cache=args.oracle_cache,
+        algo=args.algo,
+        scenario=args.scenario,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        out=args.out,
+        policy=args.policy,
+        hidden=args.hidden,
+        num_envs=args.num_envs,
+        vec_backend=args.vec_backend,
+        num_tasks=args.tasks,
+        norm_obs=args.norm_obs,
+        norm_reward=not args.no_norm_reward,
+        hyperparams=dict(args.hp or []),
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        eval_tasks=args.eval_tasks,
+        oracle_time_limit_s=args.oracle_time_limit,
+        oracle_cache=args.oracle_cache,
         checkpoint_every=args.checkpoint_every,
-        max_minutes=args.max_minutes, progress_bar=not args.no_progress, torch_threads=args.threads,
+        max_minutes=args.max_minutes,
+        progress_bar=not args.no_progress,
+        torch_threads=args.threads,
         verbose=args.verbose,
     )
     res = train(cfg, resume=args.resume)
-    print(f"{cfg.algo} ({cfg.policy} policy) on {cfg.scenario!r}: {res.num_timesteps:,} steps, this session "
-          f"{res.session_steps:,} steps in {res.session_s:.1f} s ({res.steps_per_s:,.0f} steps/s), "
-          f"{res.env_share:.0%} of the run's {res.wall_s:.0f} s inside the env"
-          + (" [stopped by --max-minutes: --resume continues]" if res.stopped_by_clock else ""))
+    print(
+        f"{cfg.algo} ({cfg.policy} policy) on {cfg.scenario!r}: {res.num_timesteps:,} steps, this session "
+        f"{res.session_steps:,} steps in {res.session_s:.1f} s ({res.steps_per_s:,.0f} steps/s), "
+        f"{res.env_share:.0%} of the run's {res.wall_s:.0f} s inside the env"
+        + (" [stopped by --max-minutes: --resume continues]" if res.stopped_by_clock else "")
+    )
     if res.eval_history:
         last = res.eval_history[-1]
-        print(f"evaluation at {last['timesteps']:,.0f} steps: {last['total_usd']:.4f} USD per episode, relative "
-              f"regret {last['relative_regret']:.2%}, vs greedy {last['vs_reference']:+.2%}")
+        print(
+            f"evaluation at {last['timesteps']:,.0f} steps: {last['total_usd']:.4f} USD per episode, relative "
+            f"regret {last['relative_regret']:.2%}, vs greedy {last['vs_reference']:+.2%}"
+        )
     print(f"model: {res.model_path}  (TensorBoard: tensorboard --logdir {res.out / 'tb'})")
     return 0
 
@@ -62,17 +81,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     agent = Agent.load(args.model, algo=args.algo)
     scenario_name = args.scenario
     if scenario_name is None:  # the scenario the model was trained on, when its run folder says
-        cfg = next((d / "config.json" for d in (Path(args.model).parent, Path(args.model).parent.parent)
-                    if (d / "config.json").is_file()), None)
+        cfg = next(
+            (
+                d / "config.json"
+                for d in (Path(args.model).parent, Path(args.model).parent.parent)
+                if (d / "config.json").is_file()
+            ),
+            None,
+        )
         scenario_name = json.loads(cfg.read_text())["scenario"] if cfg is not None else "default"
     scenario = resolve_named_scenario(scenario_name)
     instances = evaluation_instances(scenario, evaluation_seeds(args.seed, args.episodes), args.tasks)
     if milp_module() is None and not (args.no_oracle and args.no_rolling):
         print("note: baselines.milp is not importable: no oracle or rolling-MILP rows, regret is NaN")
-    episodes = evaluate_episodes(instances, [agent], rolling=not args.no_rolling, oracle=not args.no_oracle,
-                                 oracle_time_limit_s=args.oracle_time_limit, oracle_cache=args.oracle_cache,
-                                 seed=args.seed,
-                                 progress=None if args.quiet else print)
+    episodes = evaluate_episodes(
+        instances,
+        [agent],
+        rolling=not args.no_rolling,
+        oracle=not args.no_oracle,
+        oracle_time_limit_s=args.oracle_time_limit,
+        oracle_cache=args.oracle_cache,
+        seed=args.seed,
+        progress=None if args.quiet else print,
+    )
     table = summarise(episodes)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
@@ -86,33 +117,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_subcommands(sub: Any) -> None:
     """Register ``geoinfer train`` and ``geoinfer evaluate`` on an argparse subparsers object."""
-    tr = sub.add_parser("train", help="train a learned agent (stable-baselines3 / sb3-contrib)",
-                        description="Train a learned agent; the run folder holds config, checkpoints, "
-                        "TensorBoard logs, evaluation history and models.")
+    tr = sub.add_parser(
+        "train",
+        help="train a learned agent (stable-baselines3 / sb3-contrib)",
+        description="Train a learned agent; the run folder holds config, checkpoints, "
+        "TensorBoard logs, evaluation history and models.",
+    )
     tr.add_argument("--algo", default="maskable_ppo", choices=ALGO_CHOICES)
     tr.add_argument("--scenario", default="default", metavar="default|contended|PATH")
     tr.add_argument("--timesteps", type=int, default=100_000, metavar="N", help="total env steps of the run")
     tr.add_argument("--seed", type=int, default=0, metavar="S", help="one seed for the whole run (default 0)")
     tr.add_argument("--out", required=True, metavar="DIR", help="run folder")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    tr.add_argument("--policy", default="region", choices=["region", "mlp"],
-                    help="region: shared per-region scorer (default); mlp: SB3's default MLP")
+    tr.add_argument(
+        "--policy",
+        default="region",
+        choices=["region", "mlp"],
+        help="region: shared per-region scorer (default); mlp: SB3's default MLP",
+    )
     tr.add_argument("--hidden", type=int, default=64, help="hidden width of the region policy")
     tr.add_argument("--num-envs", type=int, default=8, help="parallel training episodes (default 8)")
     tr.add_argument("--vec-backend", default="batch", choices=["batch", "dummy", "subproc"])
     tr.add_argument("--tasks", type=int, default=None, help="tasks per training episode (default: Poisson)")
-    tr.add_argument("--norm-obs", action=argparse.BooleanOptionalAction, default=None,
-                    help="VecNormalize observations (default: on for mlp, off for region)")
+    tr.add_argument(
+        "--norm-obs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="VecNormalize observations (default: on for mlp, off for region)",
+    )
     tr.add_argument("--no-norm-reward", action="store_true", help="do not normalise rewards")
-    tr.add_argument("--hp", type=hyperparam, action="append", metavar="KEY=VALUE",
-                    help="algorithm hyperparameter, e.g. --hp learning_rate=1e-4 or learning_rate=lin_3e-4 "
-                         "(linear decay to 0 at --timesteps); repeatable")
+    tr.add_argument(
+        "--hp",
+        type=hyperparam,
+        action="append",
+        metavar="KEY=VALUE",
+        help="algorithm hyperparameter, e.g. --hp learning_rate=1e-4 or learning_rate=lin_3e-4 "
+        "(linear decay to 0 at --timesteps); repeatable",
+    )
     tr.add_argument("--eval-every", type=int, default=50_000, metavar="N", help="env steps between evaluations")
     tr.add_argument("--eval-episodes", type=int, default=4, help="fixed evaluation episodes (default 4)")
     tr.add_argument("--eval-tasks", type=int, default=None, help="tasks per evaluation episode (default: Poisson)")
     tr.add_argument("--oracle-time-limit", type=float, default=120.0, metavar="S", help="per evaluation episode")
-    tr.add_argument("--oracle-cache", metavar="DIR", default=None,
-                    help="folder where oracle solutions are kept by episode content (reused by later runs)")
+    tr.add_argument(
+        "--oracle-cache",
+        metavar="DIR",
+        default=None,
+        help="folder where oracle solutions are kept by episode content (reused by later runs)",
+    )
     tr.add_argument("--checkpoint-every", type=int, default=100_000, metavar="N", help="env steps between checkpoints")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop this session after so many minutes")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -120,22 +171,37 @@ def add_subcommands(sub: Any) -> None:
     tr.add_argument("--verbose", type=int, default=0)
     tr.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="benchmark a saved agent against the heuristics, rolling MILP and oracle",
-                        description="One row per policy: mean and standard error over episodes of total_usd, "
-                        "carbon_g, penalty_usd, rid and relative_regret against the hindsight oracle.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="benchmark a saved agent against the heuristics, rolling MILP and oracle",
+        description="One row per policy: mean and standard error over episodes of total_usd, "
+        "carbon_g, penalty_usd, rid and relative_regret against the hindsight oracle.",
+    )
     ev.add_argument("--model", required=True, metavar="PATH", help="a model .zip saved by geoinfer train")
-    ev.add_argument("--algo", default=None, choices=ALGO_CHOICES,
-                    help="the model's algorithm (default: from the run's config.json or the zip)")
-    ev.add_argument("--scenario", default=None, metavar="default|contended|PATH",
-                    help="default: the scenario the model was trained on")
+    ev.add_argument(
+        "--algo",
+        default=None,
+        choices=ALGO_CHOICES,
+        help="the model's algorithm (default: from the run's config.json or the zip)",
+    )
+    ev.add_argument(
+        "--scenario",
+        default=None,
+        metavar="default|contended|PATH",
+        help="default: the scenario the model was trained on",
+    )
     ev.add_argument("--episodes", type=int, default=10, metavar="N")
     ev.add_argument("--tasks", type=int, default=None, help="tasks per episode (default: Poisson)")
     ev.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
     ev.add_argument("--out", required=True, metavar="FILE.csv", help="one row per policy")
     ev.add_argument("--episodes-out", default=None, metavar="FILE.csv", help="also one row per (episode, policy)")
     ev.add_argument("--oracle-time-limit", type=float, default=120.0, metavar="S", help="per episode")
-    ev.add_argument("--oracle-cache", metavar="DIR", default=None,
-                    help="folder where oracle solutions are kept by episode content (reused by later runs)")
+    ev.add_argument(
+        "--oracle-cache",
+        metavar="DIR",
+        default=None,
+        help="folder where oracle solutions are kept by episode content (reused by later runs)",
+    )
     ev.add_argument("--no-oracle", action="store_true")
     ev.add_argument("--no-rolling", action="store_true")
     ev.add_argument("--quiet", action="store_true")

@@ -57,11 +57,26 @@ def measure_backends(scenario: str, steps: int, num_envs: tuple[int, ...], out: 
         for n in num_envs:
             folder = out / f"backend_{backend}_{n}"
             shutil.rmtree(folder, ignore_errors=True)
-            cfg = TrainConfig(scenario=scenario, timesteps=steps, out=str(folder), num_envs=n, vec_backend=backend,
-                              eval_every=0, checkpoint_every=0, progress_bar=False)
+            cfg = TrainConfig(
+                scenario=scenario,
+                timesteps=steps,
+                out=str(folder),
+                num_envs=n,
+                vec_backend=backend,
+                eval_every=0,
+                checkpoint_every=0,
+                progress_bar=False,
+            )
             res = train(cfg, log=lambda _msg: None)
-            rows.append({"backend": backend, "num_envs": n, "steps": res.session_steps,
-                         "steps_per_s": res.steps_per_s, "env_share": res.env_share})
+            rows.append(
+                {
+                    "backend": backend,
+                    "num_envs": n,
+                    "steps": res.session_steps,
+                    "steps_per_s": res.steps_per_s,
+                    "env_share": res.env_share,
+                }
+            )
             shutil.rmtree(folder, ignore_errors=True)
     return pd.DataFrame(rows)
 
@@ -77,10 +92,11 @@ def curve_diagnosis(log_csv: Path) -> str:
     third = max(1, len(cost) // 3)
     early, late = cost[-2 * third : -third].min(), cost[-third:].min()
     if late < 0.99 * early:
-        return (f"still improving in the last third of the run ({early:.4g} -> {late:.4g} USD): limited by "
-                "training time")
-    return (f"flat over the last third ({early:.4g} -> {late:.4g} USD): limited by the policy / observation or "
-            "the hyperparameters, not by time")
+        return f"still improving in the last third of the run ({early:.4g} -> {late:.4g} USD): limited by training time"
+    return (
+        f"flat over the last third ({early:.4g} -> {late:.4g} USD): limited by the policy / observation or "
+        "the hyperparameters, not by time"
+    )
 
 
 def judge(table: pd.DataFrame, episodes: pd.DataFrame, agent: str, scenario: str) -> dict[str, Any]:
@@ -94,8 +110,12 @@ def judge(table: pd.DataFrame, episodes: pd.DataFrame, agent: str, scenario: str
     row = table[table["policy"] == agent].iloc[0]
     regret = float(row["relative_regret_mean"])
     out: dict[str, Any] = {
-        "best_heuristic": best, "agent_usd": float(row["total_usd_mean"]), "best_heuristic_usd": float(b.mean()),
-        "paired_diff_usd": float(d.mean()), "paired_diff_se": se, "relative_regret": regret,
+        "best_heuristic": best,
+        "agent_usd": float(row["total_usd_mean"]),
+        "best_heuristic_usd": float(b.mean()),
+        "paired_diff_usd": float(d.mean()),
+        "paired_diff_se": se,
+        "relative_regret": regret,
         "regret_target": TARGET_REGRET.get(scenario, float("nan")),
     }
     out["regret_met"] = bool(np.isfinite(regret) and regret <= out["regret_target"])
@@ -110,27 +130,51 @@ def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, 
         folder = out / f"{name}_{policy}"
         if folder.exists() and not args.resume:
             shutil.rmtree(folder)
-        cfg = TrainConfig(algo="maskable_ppo", scenario=name, policy=policy, timesteps=args.max_steps, seed=args.seed,
-                          out=str(folder), num_envs=args.num_envs, num_tasks=args.tasks, eval_every=args.eval_every,
-                          eval_episodes=args.eval_episodes, eval_tasks=args.tasks,
-                          oracle_time_limit_s=args.oracle_time_limit, oracle_cache=args.oracle_cache,
-                          checkpoint_every=args.eval_every,
-                          max_minutes=args.minutes, progress_bar=not args.no_progress, hyperparams=dict(args.hp or []))
+        cfg = TrainConfig(
+            algo="maskable_ppo",
+            scenario=name,
+            policy=policy,
+            timesteps=args.max_steps,
+            seed=args.seed,
+            out=str(folder),
+            num_envs=args.num_envs,
+            num_tasks=args.tasks,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
+            eval_tasks=args.tasks,
+            oracle_time_limit_s=args.oracle_time_limit,
+            oracle_cache=args.oracle_cache,
+            checkpoint_every=args.eval_every,
+            max_minutes=args.minutes,
+            progress_bar=not args.no_progress,
+            hyperparams=dict(args.hp or []),
+        )
         print(f"\n[{name}] training MaskablePPO ({policy} policy) for at most {args.minutes:g} min ...")
         runs[policy] = train(cfg, resume=args.resume and (folder / "config.json").is_file())
         r = runs[policy]
-        print(f"[{name}] {policy}: {r.num_timesteps:,} steps in {r.wall_s / 60:.1f} min of wall time "
-              f"({r.steps_per_s:,.0f} steps/s this session), {r.env_share:.0%} of it inside the env")
+        print(
+            f"[{name}] {policy}: {r.num_timesteps:,} steps in {r.wall_s / 60:.1f} min of wall time "
+            f"({r.steps_per_s:,.0f} steps/s this session), {r.env_share:.0%} of it inside the env"
+        )
     agents = []
     for policy, r in runs.items():
         best = r.out / "best_model.zip"
-        agents.append(Agent.load(best if best.is_file() else r.model_path,
-                                 name="maskable_ppo" if policy == "region" else "maskable_ppo_mlp"))
+        agents.append(
+            Agent.load(
+                best if best.is_file() else r.model_path,
+                name="maskable_ppo" if policy == "region" else "maskable_ppo_mlp",
+            )
+        )
     instances = evaluation_instances(scenario, evaluation_seeds(args.seed + 1, args.episodes), args.tasks)
     print(f"[{name}] evaluating on {len(instances)} fresh episodes ...")
     t = time.perf_counter()
-    episodes = evaluate_episodes(instances, agents, oracle_time_limit_s=args.oracle_time_limit,
-                                 progress=None if args.no_progress else print, oracle_cache=args.oracle_cache)
+    episodes = evaluate_episodes(
+        instances,
+        agents,
+        oracle_time_limit_s=args.oracle_time_limit,
+        progress=None if args.no_progress else print,
+        oracle_cache=args.oracle_cache,
+    )
     table = summarise(episodes)
     table.to_csv(out / f"{name}_table.csv", index=False)
     episodes.to_csv(out / f"{name}_episodes.csv", index=False)
@@ -138,10 +182,16 @@ def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, 
     print(format_table(table))
     verdict = judge(table, episodes, "maskable_ppo", name)
     r = runs["region"]
-    verdict.update(training_minutes=r.wall_s / 60, steps=r.num_timesteps, steps_per_s=r.steps_per_s,
-                   env_share=r.env_share, curve=curve_diagnosis(r.out / "eval" / "log.csv"),
-                   oracle_optimal_share=float((episodes.loc[episodes["policy"] == "oracle", "oracle_status"]
-                                               == "optimal").mean()) if milp_module() is not None else float("nan"))
+    verdict.update(
+        training_minutes=r.wall_s / 60,
+        steps=r.num_timesteps,
+        steps_per_s=r.steps_per_s,
+        env_share=r.env_share,
+        curve=curve_diagnosis(r.out / "eval" / "log.csv"),
+        oracle_optimal_share=float((episodes.loc[episodes["policy"] == "oracle", "oracle_status"] == "optimal").mean())
+        if milp_module() is not None
+        else float("nan"),
+    )
     for policy, rr in runs.items():
         verdict[f"{policy}_steps"] = rr.num_timesteps
     return verdict
@@ -149,14 +199,20 @@ def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, 
 
 def print_verdict(name: str, v: dict[str, Any]) -> None:
     ok = "met" if v["regret_met"] else "NOT met"
-    print(f"\n[{name}] targets, MaskablePPO after {v['training_minutes']:.1f} min ({v['steps']:,} steps, "
-          f"{v['env_share']:.0%} of wall time inside the env):")
-    print(f"  relative regret vs the hindsight oracle: {v['relative_regret']:.2%} (target <= "
-          f"{v['regret_target']:.0%}): {ok}  [oracle proven optimal in {v['oracle_optimal_share']:.0%} of episodes]")
+    print(
+        f"\n[{name}] targets, MaskablePPO after {v['training_minutes']:.1f} min ({v['steps']:,} steps, "
+        f"{v['env_share']:.0%} of wall time inside the env):"
+    )
+    print(
+        f"  relative regret vs the hindsight oracle: {v['relative_regret']:.2%} (target <= "
+        f"{v['regret_target']:.0%}): {ok}  [oracle proven optimal in {v['oracle_optimal_share']:.0%} of episodes]"
+    )
     if name == "contended":
         ok2 = "met" if v["beats_best_heuristic"] else "NOT met"
-        print(f"  vs the best heuristic ({v['best_heuristic']}): {v['paired_diff_usd']:+.4f} USD per episode "
-              f"+- {v['paired_diff_se']:.4f} (target: below -2 SE): {ok2}")
+        print(
+            f"  vs the best heuristic ({v['best_heuristic']}): {v['paired_diff_usd']:+.4f} USD per episode "
+            f"+- {v['paired_diff_se']:.4f} (target: below -2 SE): {ok2}"
+        )
     if not (v["regret_met"] and (name != "contended" or v["beats_best_heuristic"])):
         print(f"  what limits it: {v['curve']}")
 
@@ -165,20 +221,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=["contended", "default"])
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget per scenario")
-    parser.add_argument("--max-steps", type=int, default=50_000_000,
-                        help="step cap, where a lin_ schedule reaches 0 (by default the time budget binds first)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=50_000_000,
+        help="step cap, where a lin_ schedule reaches 0 (by default the time budget binds first)",
+    )
     parser.add_argument("--episodes", type=int, default=10, help="fresh evaluation episodes per scenario")
     parser.add_argument("--tasks", type=int, default=None, help="tasks per episode (default: the scenario's)")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--eval-every", type=int, default=100_000, help="env steps between evaluations in training")
-    parser.add_argument("--eval-episodes", type=int, default=8,
-                        help="fixed episodes of the training evaluation, on which the best checkpoint is chosen")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=8,
+        help="fixed episodes of the training evaluation, on which the best checkpoint is chosen",
+    )
     parser.add_argument("--oracle-time-limit", type=float, default=120.0, help="seconds per oracle solve")
-    parser.add_argument("--oracle-cache", default="runs/oracle_cache",
-                        help="folder where oracle solutions are kept by episode content, shared between runs")
+    parser.add_argument(
+        "--oracle-cache",
+        default="runs/oracle_cache",
+        help="folder where oracle solutions are kept by episode content, shared between runs",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hp", type=hyperparam, action="append", metavar="KEY=VALUE",
-                        help="MaskablePPO hyperparameter, as for geoinfer train (e.g. --hp learning_rate=lin_3e-4)")
+    parser.add_argument(
+        "--hp",
+        type=hyperparam,
+        action="append",
+        metavar="KEY=VALUE",
+        help="MaskablePPO hyperparameter, as for geoinfer train (e.g. --hp learning_rate=lin_3e-4)",
+    )
     parser.add_argument("--compare-mlp", action="store_true", help="also train SB3's default MLP policy")
     parser.add_argument("--backends", action="store_true", help="first measure steps/s of the vec-env backends")
     parser.add_argument("--resume", action="store_true", help="continue the runs in --out instead of restarting")

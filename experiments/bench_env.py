@@ -59,8 +59,10 @@ def main() -> None:
 
     ours = single_steps_per_s(gym.make(ENV_ID), args.steps, masked=True)
     cart = single_steps_per_s(gym.make("CartPole-v1"), args.steps, masked=False)
-    print(f"single env   {ENV_ID}: {ours:10,.0f} steps/s | CartPole-v1: {cart:10,.0f} steps/s | "
-          f"ratio {ours / cart:.2f} (target >= 0.5)")
+    print(
+        f"single env   {ENV_ID}: {ours:10,.0f} steps/s | CartPole-v1: {cart:10,.0f} steps/s | "
+        f"ratio {ours / cart:.2f} (target >= 0.5)"
+    )
 
     n = args.num_envs
     t = time.perf_counter()
@@ -70,13 +72,17 @@ def main() -> None:
     cvenv = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
     v_ours = vector_steps_per_s(venv, args.vec_steps, masked=True)
     v_cart = vector_steps_per_s(cvenv, args.vec_steps, masked=False)
-    print(f"vector env x{n} within episodes: {v_ours:12,.0f} env-steps/s | CartPole-v1: {v_cart:12,.0f} | "
-          f"ratio {v_ours / v_cart:.3f} (target >= 0.15)")
+    print(
+        f"vector env x{n} within episodes: {v_ours:12,.0f} env-steps/s | CartPole-v1: {v_cart:12,.0f} | "
+        f"ratio {v_ours / v_cart:.3f} (target >= 0.15)"
+    )
     # Whole episodes: reset cost per episode amortised over its steps (a default episode has ~2,400 tasks).
     tasks = np.mean([i.num_tasks for i in venv.unwrapped.instances])  # type: ignore[attr-defined]
     per_step = 1 / v_ours + reset_s / (n * tasks)
-    print(f"vector env x{n} whole episodes (reset {reset_s:.1f} s for {n} episodes of {tasks:,.0f} tasks): "
-          f"{1 / per_step:12,.0f} env-steps/s | ratio {1 / per_step / v_cart:.3f}")
+    print(
+        f"vector env x{n} whole episodes (reset {reset_s:.1f} s for {n} episodes of {tasks:,.0f} tasks): "
+        f"{1 / per_step:12,.0f} env-steps/s | ratio {1 / per_step / v_cart:.3f}"
+    )
 
     tracemalloc.start()
     env = gym.make(ENV_ID, num_tasks=args.memory_tasks)
@@ -87,8 +93,10 @@ def main() -> None:
         _obs, _r, _term, _trunc, info = env.step(int((info["action_mask"] * u[i]).argmax()))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"memory, {args.memory_tasks:,}-task episode: peak {after_reset / 2**20:.0f} MiB at reset, "
-          f"{peak / 2**20:.0f} MiB over the episode (target < 300 MB)")
+    print(
+        f"memory, {args.memory_tasks:,}-task episode: peak {after_reset / 2**20:.0f} MiB at reset, "
+        f"{peak / 2**20:.0f} MiB over the episode (target < 300 MB)"
+    )
 
 
 if __name__ == "__main__":

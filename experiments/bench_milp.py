@@ -41,16 +41,16 @@ def pulp_model(inst: Instance) -> tuple[pulp.LpProblem, dict[tuple[int, int], pu
     mask = static_mask(inst, pc)
     R = inst.num_regions
     prob = pulp.LpProblem("hindsight", pulp.LpMinimize)
-    x = {(k, a): pulp.LpVariable(f"x_{k}_{a}", cat=pulp.LpBinary)
-         for k, a in zip(*np.nonzero(mask), strict=True)}
+    x = {(k, a): pulp.LpVariable(f"x_{k}_{a}", cat=pulp.LpBinary) for k, a in zip(*np.nonzero(mask), strict=True)}
     keys: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
-    for (k, a) in x:
+    for k, a in x:
         if a < R and not inst.permanent_replica[a, inst.model_idx[k]]:
             keys.setdefault((int(inst.window_idx[k]), int(a), int(inst.model_idx[k])), []).append((k, a))
     y = {key: pulp.LpVariable(f"y_{key[0]}_{key[1]}_{key[2]}", cat=pulp.LpBinary) for key in keys}
     rep_usd = inst.cost.eta * replica_usd_per_model(inst)
-    prob += (pulp.lpSum(float(pc.total_usd[k, a]) * v for (k, a), v in x.items())
-             + pulp.lpSum(float(rep_usd[key[2]]) * v for key, v in y.items()))
+    prob += pulp.lpSum(float(pc.total_usd[k, a]) * v for (k, a), v in x.items()) + pulp.lpSum(
+        float(rep_usd[key[2]]) * v for key, v in y.items()
+    )
     by_task: dict[int, list[pulp.LpVariable]] = {}
     by_cap: dict[tuple[int, int], list[tuple[float, pulp.LpVariable]]] = {}
     for (k, a), v in x.items():
@@ -91,30 +91,44 @@ def solve_pulp(inst: Instance, time_limit_s: float, rel_gap: float) -> dict[str,
     optimal = "Optimal solution found" in text
     bound = obj if optimal else (float(m.group(1)) if m else float("nan"))
     status = "optimal" if optimal else ("feasible" if has_sol else "no integer solution")
-    return {"status": status, "objective_usd": obj, "bound_usd": bound, "build_s": build_s,
-            "solve_s": solve_s, "feasible": "yes" if feasible else "NO",
-            "num_vars": len(prob.variables())}
+    return {
+        "status": status,
+        "objective_usd": obj,
+        "bound_usd": bound,
+        "build_s": build_s,
+        "solve_s": solve_s,
+        "feasible": "yes" if feasible else "NO",
+        "num_vars": len(prob.variables()),
+    }
 
 
 def show_ours(r: MilpResult, blocks: bool = True) -> None:
-    print(f"  ours : status {r.status:10s} objective {r.objective_usd:14.6f} USD  bound "
-          f"{r.dual_bound_usd:14.6f}  gap {r.mip_gap:.2e}  wall {r.wall_s:7.2f} s (build {r.build_s:.2f} s, "
-          f"HiGHS {r.solve_s:.2f} s summed over blocks)")
-    print(f"         {r.num_vars} vars, {r.num_rows} rows, {len(r.blocks)} blocks, {r.nodes} nodes, "
-          f"greedy/LP-rounding start {r.start_usd:.6f} USD")
+    print(
+        f"  ours : status {r.status:10s} objective {r.objective_usd:14.6f} USD  bound "
+        f"{r.dual_bound_usd:14.6f}  gap {r.mip_gap:.2e}  wall {r.wall_s:7.2f} s (build {r.build_s:.2f} s, "
+        f"HiGHS {r.solve_s:.2f} s summed over blocks)"
+    )
+    print(
+        f"         {r.num_vars} vars, {r.num_rows} rows, {len(r.blocks)} blocks, {r.nodes} nodes, "
+        f"greedy/LP-rounding start {r.start_usd:.6f} USD"
+    )
     for b in r.blocks if blocks else ():
-        print(f"         window {b.window_idx}: {b.num_tasks:6d} tasks {b.status:20s} "
-              f"obj {b.objective_usd:12.6f} bound {b.dual_bound_usd:12.6f} start {b.start_usd:12.6f}  "
-              f"build {b.build_s:5.2f} s  LP start {b.start_s:5.2f} s  MILP {b.solve_s:6.2f} s  "
-              f"nodes {b.nodes} {b.note}")
+        print(
+            f"         window {b.window_idx}: {b.num_tasks:6d} tasks {b.status:20s} "
+            f"obj {b.objective_usd:12.6f} bound {b.dual_bound_usd:12.6f} start {b.start_usd:12.6f}  "
+            f"build {b.build_s:5.2f} s  LP start {b.start_s:5.2f} s  MILP {b.solve_s:6.2f} s  "
+            f"nodes {b.nodes} {b.note}"
+        )
 
 
 def show_pulp(p: dict[str, float | str]) -> None:
     obj, bound = float(p["objective_usd"]), float(p["bound_usd"])
     gap = (obj - bound) / obj if obj else 0.0
-    print(f"  PuLP : status {p['status']!s} objective {obj:14.6f} USD  bound {bound:14.6f}  "
-          f"gap {gap:.2e}  build {float(p['build_s']):6.2f} s  solve {float(p['solve_s']):7.2f} s (CBC)  "
-          f"plan read back feasible: {p['feasible']}  {p['num_vars']} vars")
+    print(
+        f"  PuLP : status {p['status']!s} objective {obj:14.6f} USD  bound {bound:14.6f}  "
+        f"gap {gap:.2e}  build {float(p['build_s']):6.2f} s  solve {float(p['solve_s']):7.2f} s (CBC)  "
+        f"plan read back feasible: {p['feasible']}  {p['num_vars']} vars"
+    )
 
 
 def utilisation(inst: Instance) -> float:
@@ -130,8 +144,10 @@ def compare(inst: Instance, time_limit_s: float) -> None:
     theirs = solve_pulp(inst, time_limit_s, ours.mip_rel_gap)
     show_pulp(theirs)
     t_pulp = float(theirs["build_s"]) + float(theirs["solve_s"])
-    print(f"  objective ours - PuLP = {ours.objective_usd - float(theirs['objective_usd']):+.2e} USD; "
-          f"total time ours / PuLP = {ours.wall_s:.2f} / {t_pulp:.2f} = {ours.wall_s / t_pulp:.3f}")
+    print(
+        f"  objective ours - PuLP = {ours.objective_usd - float(theirs['objective_usd']):+.2e} USD; "
+        f"total time ours / PuLP = {ours.wall_s:.2f} / {t_pulp:.2f} = {ours.wall_s / t_pulp:.3f}"
+    )
 
 
 def large(inst: Instance, time_limit_s: float) -> None:
@@ -142,8 +158,10 @@ def large(inst: Instance, time_limit_s: float) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     show_ours(res, blocks=len(res.blocks) <= 12)
-    print(f"  peak Python/numpy memory (tracemalloc) {peak / 2**20:.0f} MiB; process peak RSS so far "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    print(
+        f"  peak Python/numpy memory (tracemalloc) {peak / 2**20:.0f} MiB; process peak RSS so far "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    )
 
 
 def main() -> None:
@@ -167,8 +185,10 @@ def main() -> None:
 
     if args.skip_stress:
         return
-    print(f"\n== 3. stress: the same counts in one {default.arrival.horizon_h:.0f}-hour day "
-          f"(capacity sized for {DEFAULT_TASKS:,} tasks)")
+    print(
+        f"\n== 3. stress: the same counts in one {default.arrival.horizon_h:.0f}-hour day "
+        f"(capacity sized for {DEFAULT_TASKS:,} tasks)"
+    )
     print(f"-- 20,000 tasks, both solvers {limit_20k:.0f} s")
     compare(sample_instance(default, seed=args.seed, num_tasks=20000), limit_20k)
     print(f"-- 100,000 tasks, ours {limit_100k:.0f} s")

@@ -24,8 +24,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     scenario = Scenario.default()
-    print(f"Scenario.default(): {time.perf_counter() - t0:.2f} s ({scenario.num_regions} regions, "
-          f"{scenario.num_nodes} service nodes, {scenario.num_hours} hourly slots)")
+    print(
+        f"Scenario.default(): {time.perf_counter() - t0:.2f} s ({scenario.num_regions} regions, "
+        f"{scenario.num_nodes} service nodes, {scenario.num_hours} hourly slots)"
+    )
 
     def timed(fn):  # best of --repeat runs, with the peak traced memory of the last
         best = np.inf
@@ -46,11 +48,15 @@ def main() -> None:
     inst = sample_instance(scenario, seed=0, num_tasks=args.tasks)
     plan = np.random.default_rng(0).integers(0, inst.num_actions, inst.num_tasks)
     bd, secs, peak = timed(lambda: evaluate_plan(inst, plan))
-    print(f"evaluate_plan            {inst.num_tasks:>7} tasks: {secs:6.3f} s  peak {peak:6.1f} MiB "
-          f"(total {bd.total_usd:.2f} USD)")
+    print(
+        f"evaluate_plan            {inst.num_tasks:>7} tasks: {secs:6.3f} s  peak {peak:6.1f} MiB "
+        f"(total {bd.total_usd:.2f} USD)"
+    )
     viol, secs, peak = timed(lambda: check_plan_feasible(inst, inst.home_idx))
-    print(f"check_plan_feasible      {inst.num_tasks:>7} tasks: {secs:6.3f} s  peak {peak:6.1f} MiB "
-          f"({len(viol)} violations of the all-local plan)")
+    print(
+        f"check_plan_feasible      {inst.num_tasks:>7} tasks: {secs:6.3f} s  peak {peak:6.1f} MiB "
+        f"({len(viol)} violations of the all-local plan)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,26 +30,34 @@ def load_scenario(config: str | None) -> Scenario:
 def scenario_table(s: Scenario) -> pd.DataFrame:
     """One row per compute region: where it is, its mean signals and capacity."""
     homes = {s.region_names[i] for i in s.node_home_idx}
-    return pd.DataFrame({
-        "region": s.region_names,
-        "country": s.region_country,
-        "continent": s.region_continent,
-        "price_usd_per_kwh": s.price_usd_per_kwh.mean(axis=0).round(4),
-        "carbon_g_per_kwh": s.carbon_g_per_kwh.mean(axis=0).round(0),
-        "pue": s.pue.mean(axis=0).round(3),
-        "gpu_s_per_slot": s.capacity_gpu_s.mean(axis=0).round(0),
-        "home_of_a_node": [r in homes for r in s.region_names],
-    })
+    return pd.DataFrame(
+        {
+            "region": s.region_names,
+            "country": s.region_country,
+            "continent": s.region_continent,
+            "price_usd_per_kwh": s.price_usd_per_kwh.mean(axis=0).round(4),
+            "carbon_g_per_kwh": s.carbon_g_per_kwh.mean(axis=0).round(0),
+            "pue": s.pue.mean(axis=0).round(3),
+            "gpu_s_per_slot": s.capacity_gpu_s.mean(axis=0).round(0),
+            "home_of_a_node": [r in homes for r in s.region_names],
+        }
+    )
 
 
 def print_scenario(s: Scenario) -> None:
-    print(f"scenario {s.name!r}: {s.num_regions} compute regions, {s.num_nodes} service nodes, "
-          f"{s.num_hours} hourly slots from hour {s.first_hour} of 2023, residency mode {s.residency_mode!r}")
+    print(
+        f"scenario {s.name!r}: {s.num_regions} compute regions, {s.num_nodes} service nodes, "
+        f"{s.num_hours} hourly slots from hour {s.first_hour} of 2023, residency mode {s.residency_mode!r}"
+    )
     print(scenario_table(s).to_string(index=False))
-    classes = ", ".join(f"{c.name} {c.share:.0%} ({s.models[c.model_idx].name}, slack {c.slack_ms[0]:g}-"
-                        f"{c.slack_ms[1]:g} ms)" for c in s.classes)
-    print(f"workload: {s.arrival.kind} arrivals, {s.arrival.rate_per_h:g} tasks/h of "
-          f"{s.arrival.requests_per_task} requests; classes: {classes}")
+    classes = ", ".join(
+        f"{c.name} {c.share:.0%} ({s.models[c.model_idx].name}, slack {c.slack_ms[0]:g}-{c.slack_ms[1]:g} ms)"
+        for c in s.classes
+    )
+    print(
+        f"workload: {s.arrival.kind} arrivals, {s.arrival.rate_per_h:g} tasks/h of "
+        f"{s.arrival.requests_per_task} requests; classes: {classes}"
+    )
     for note in s.notes:
         print(f"data note: {note}")
 
@@ -60,13 +68,19 @@ def print_instance(inst: Instance) -> None:
     rows = []
     for c, name in enumerate(inst.class_names):
         sel = inst.class_idx == c
-        rows.append({
-            "class": name, "tasks": int(sel.sum()), "gpu_s": round(float(inst.gpu_s[sel].sum())),
-            "mean_budget_ms": round(float(inst.budget_ms[sel].mean()), 0) if sel.any() else 0.0,
-            "feasible_regions": round(float(mask[sel, :R].sum(axis=1).mean()), 2) if sel.any() else 0.0,
-            **{f"{r}_share": round(float((inst.residency_idx[sel] == j).mean()), 2) if sel.any() else 0.0
-               for j, r in enumerate(RESIDENCY_CLASSES)},
-        })
+        rows.append(
+            {
+                "class": name,
+                "tasks": int(sel.sum()),
+                "gpu_s": round(float(inst.gpu_s[sel].sum())),
+                "mean_budget_ms": round(float(inst.budget_ms[sel].mean()), 0) if sel.any() else 0.0,
+                "feasible_regions": round(float(mask[sel, :R].sum(axis=1).mean()), 2) if sel.any() else 0.0,
+                **{
+                    f"{r}_share": round(float((inst.residency_idx[sel] == j).mean()), 2) if sel.any() else 0.0
+                    for j, r in enumerate(RESIDENCY_CLASSES)
+                },
+            }
+        )
     print(f"episode: {inst.num_tasks} tasks over {inst.num_slots} h from hour {inst.start_hour} of the year (UTC)")
     print(pd.DataFrame(rows).to_string(index=False))
 
@@ -84,9 +98,16 @@ def compare_policies(inst: Instance, seed: int) -> pd.DataFrame:
         bd = evaluate_plan(inst, plan)
         # regret refuses an unproven oracle; the interval's lower end is then reported, labelled by status
         r = regret(bd, oracle, inst) if oracle.proven_optimal else regret_interval(bd, oracle, inst)
-        rows.append({"policy": name, **{k: v for k, v in bd.summary().items() if k != "carbon_usd"},
-                     "violations": len(check_plan_feasible(inst, plan)), "regret_usd": r.regret_usd,
-                     "relative_regret": r.relative, "oracle_status": oracle.status})
+        rows.append(
+            {
+                "policy": name,
+                **{k: v for k, v in bd.summary().items() if k != "carbon_usd"},
+                "violations": len(check_plan_feasible(inst, plan)),
+                "regret_usd": r.regret_usd,
+                "relative_regret": r.relative,
+                "oracle_status": oracle.status,
+            }
+        )
     return pd.DataFrame(rows).sort_values("total_usd").reset_index(drop=True)
 
 
@@ -105,8 +126,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from experiments import paper
 
         # A small energy-latency frontier of the same scenario: the oracle and every heuristic.
-        cfg = dataclasses.replace(paper.load_config("frontier"), scenario=args.config or "default",
-                                  num_tasks=args.frontier_tasks, seeds=1, levels=(0.0, 25.0, 100.0, 400.0, 2000.0))
+        cfg = dataclasses.replace(
+            paper.load_config("frontier"),
+            scenario=args.config or "default",
+            num_tasks=args.frontier_tasks,
+            seeds=1,
+            levels=(0.0, 25.0, 100.0, 400.0, 2000.0),
+        )
         print()
         df = paper.run_experiment(cfg, args.out, progress=False)
         print(f"frontier ({cfg.num_tasks} tasks, {df.attrs['elapsed_s']:.0f} s) -> {Path(args.out) / 'frontier.png'}")
@@ -127,8 +153,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geoinfer", description="Geo-distributed AI-inference placement: "
-                                     "RL environment, baselines and exact oracle.")
+    parser = argparse.ArgumentParser(
+        prog="geoinfer",
+        description="Geo-distributed AI-inference placement: RL environment, baselines and exact oracle.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -138,8 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="tour of a scenario: one episode, every policy compared, a frontier figure")
     common(demo)
-    demo.add_argument("--out", default="geoinfer-demo", metavar="DIR",
-                      help="folder for the frontier figure and table (default geoinfer-demo; '' to skip)")
+    demo.add_argument(
+        "--out",
+        default="geoinfer-demo",
+        metavar="DIR",
+        help="folder for the frontier figure and table (default geoinfer-demo; '' to skip)",
+    )
     demo.add_argument("--frontier-tasks", type=int, default=400, metavar="N", help="tasks of the frontier episode")
     demo.set_defaults(func=cmd_demo)
     scen = sub.add_parser("scenario", help="print a scenario's regions, signals and workload")

@@ -10,9 +10,15 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
-POLICY_STYLE = {"oracle": ("black", "-", 2.2), "greedy": ("tab:blue", "--", 1.4), "local": ("tab:gray", ":", 1.4),
-                "nearest": ("tab:brown", ":", 1.2), "cheapest": ("tab:orange", "-.", 1.2),
-                "greenest": ("tab:green", "-.", 1.2), "random": ("tab:pink", ":", 1.0)}
+POLICY_STYLE = {
+    "oracle": ("black", "-", 2.2),
+    "greedy": ("tab:blue", "--", 1.4),
+    "local": ("tab:gray", ":", 1.4),
+    "nearest": ("tab:brown", ":", 1.2),
+    "cheapest": ("tab:orange", "-.", 1.2),
+    "greenest": ("tab:green", "-.", 1.2),
+    "random": ("tab:pink", ":", 1.0),
+}
 
 
 def _lines(ax: plt.Axes, df: pd.DataFrame, y: str, label: str, policies: list[str] | None = None) -> None:
@@ -42,8 +48,11 @@ def plot(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
         fig.suptitle("Energy-latency frontier (mean over seeds)")
     elif name in ("frictions", "capacity"):
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-        xlabel = "friction multiplier (state, cache, egress, replica)" if name == "frictions" else \
-            "capacity scale of the cheap, clean regions"
+        xlabel = (
+            "friction multiplier (state, cache, egress, replica)"
+            if name == "frictions"
+            else "capacity scale of the cheap, clean regions"
+        )
         _lines(axes[0], df, "savings_usd", "savings vs local (USD)")
         _lines(axes[1], df, "rid", "RID")
         _lines(axes[2], df, "break_even_share", "break-even share of relocations")
@@ -55,8 +64,12 @@ def plot(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
     elif name == "legal":
         mean = df.groupby(["setting", "policy"], sort=False)[["feasible_regions", "savings_usd", "rid"]].mean()
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-        for ax, col, label in zip(axes, ["feasible_regions", "savings_usd", "rid"],
-                                  ["admissible regions per task", "savings vs local (USD)", "RID"], strict=True):
+        for ax, col, label in zip(
+            axes,
+            ["feasible_regions", "savings_usd", "rid"],
+            ["admissible regions per task", "savings vs local (USD)", "RID"],
+            strict=True,
+        ):
             mean[col].unstack("policy").plot.bar(ax=ax, legend=False, rot=0)
             ax.set_ylabel(label)
             ax.set_xlabel("residency rules")

@@ -55,27 +55,34 @@ class ExperimentConfig:
         if not self.levels:
             raise ValueError(f"{self.name}.levels = []: expected at least one setting")
         if self.num_tasks < 1 or self.seeds < 1 or self.workers < 1:
-            raise ValueError(f"{self.name}: num_tasks, seeds and workers must be >= 1 (got {self.num_tasks}, "
-                             f"{self.seeds}, {self.workers})")
+            raise ValueError(
+                f"{self.name}: num_tasks, seeds and workers must be >= 1 (got {self.num_tasks}, "
+                f"{self.seeds}, {self.workers})"
+            )
         unknown = set(self.policies) - {"oracle", *HEURISTIC_NAMES}
         if unknown:
-            raise ValueError(f"{self.name}.policies has {sorted(unknown)}: expected names among "
-                             f"{['oracle', *HEURISTIC_NAMES]}")
+            raise ValueError(
+                f"{self.name}.policies has {sorted(unknown)}: expected names among {['oracle', *HEURISTIC_NAMES]}"
+            )
         if not (self.time_limit_s > 0 and 0 <= self.mip_rel_gap < 1):
-            raise ValueError(f"{self.name}: time_limit_s = {self.time_limit_s}, mip_rel_gap = {self.mip_rel_gap}: "
-                             "expected a positive time limit and a gap in [0, 1)")
+            raise ValueError(
+                f"{self.name}: time_limit_s = {self.time_limit_s}, mip_rel_gap = {self.mip_rel_gap}: "
+                "expected a positive time limit and a gap in [0, 1)"
+            )
         if self.name == "legal" and set(self.levels) - {"off", "strict", "adequacy"}:
             raise ValueError(f"legal.levels = {list(self.levels)}: expected residency modes off / strict / adequacy")
-        if self.name != "legal" and not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0
-                                            for v in self.levels):
+        if self.name != "legal" and not all(
+            isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in self.levels
+        ):
             raise ValueError(f"{self.name}.levels = {list(self.levels)}: expected finite numbers >= 0")
 
 
 QUICK = {"num_tasks": 120, "seeds": 1, "time_limit_s": 20.0, "workers": 1}
 
 
-def load_config(name: str, path: str | Path | None = None, seeds: int | None = None,
-                quick: bool = False) -> ExperimentConfig:
+def load_config(
+    name: str, path: str | Path | None = None, seeds: int | None = None, quick: bool = False
+) -> ExperimentConfig:
     """The experiment's default config, overridden by the TOML at ``path``, ``--seeds`` and ``--quick``."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment = {name!r}: expected one of {EXPERIMENTS}")
@@ -93,8 +100,9 @@ def load_config(name: str, path: str | Path | None = None, seeds: int | None = N
         known = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"name"}
         unknown = set(override) - known
         if unknown:
-            raise ValueError(f"--config {str(path)!r}: unknown keys {sorted(unknown)}; expected some of "
-                             f"{sorted(known)}")
+            raise ValueError(
+                f"--config {str(path)!r}: unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
+            )
         scen = override.get("scenario", "default")
         if isinstance(scen, str) and scen != "default" and not Path(scen).is_absolute():
             override["scenario"] = str((p.parent / scen).resolve())
@@ -136,12 +144,22 @@ def apply_setting(cfg: ExperimentConfig, scenario: Scenario, base: Instance, lev
     if cfg.name == "frictions":  # one multiplier on state, cache, egress and replica frictions
         m = float(level)
         c = base.cost
-        return base.replace(cost=dataclasses.replace(c, state_mult=c.state_mult * m, cache_mult=c.cache_mult * m,
-                                                     egress_mult=c.egress_mult * m, replica_mult=c.replica_mult * m))
+        return base.replace(
+            cost=dataclasses.replace(
+                c,
+                state_mult=c.state_mult * m,
+                cache_mult=c.cache_mult * m,
+                egress_mult=c.egress_mult * m,
+                replica_mult=c.replica_mult * m,
+            )
+        )
     if cfg.name == "legal":
         s = scenario
-        return base.replace(residency_ok=residency_allowed(str(level), s.node_country, s.node_in_eu, s.region_country,
-                                                           s.region_in_eu, s.region_adequacy))
+        return base.replace(
+            residency_ok=residency_allowed(
+                str(level), s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
+            )
+        )
     if cfg.name == "capacity":
         names = cfg.regions or cheap_clean_regions(scenario)
         unknown = set(names) - set(base.region_names)
@@ -165,8 +183,9 @@ def solve_policies(cfg: ExperimentConfig, inst: Instance, seed: int) -> dict[str
             from baselines.milp import solve_hindsight
 
             # Settings already run in parallel processes: one solver thread each then.
-            res = solve_hindsight(inst, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap,
-                                  workers=1 if cfg.workers > 1 else None)
+            res = solve_hindsight(
+                inst, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, workers=1 if cfg.workers > 1 else None
+            )
             out[name] = (res.plan, {"status": res.status, "mip_gap": res.mip_gap, "solve_s": time.perf_counter() - t})
         else:
             plan = make_heuristic(name, inst, seed=seed).plan(inst)
@@ -187,8 +206,17 @@ def run_job(cfg: ExperimentConfig, level: Any, seed: int) -> list[dict[str, Any]
             rows.extend(_layer_rows(cfg, inst, plan, policy, seed, facts, level))
             continue
         s = metrics.summary(inst, plan)
-        rows.append({"experiment": cfg.name, "setting": level, "policy": policy, "seed": seed, **s,
-                     "feasible_regions": feasible_regions, **facts})
+        rows.append(
+            {
+                "experiment": cfg.name,
+                "setting": level,
+                "policy": policy,
+                "seed": seed,
+                **s,
+                "feasible_regions": feasible_regions,
+                **facts,
+            }
+        )
     if cfg.name != "layers":  # savings against no relocation: the local heuristic, whichever policies ran
         from baselines.heuristics import make_heuristic
 
@@ -200,8 +228,9 @@ def run_job(cfg: ExperimentConfig, level: Any, seed: int) -> list[dict[str, Any]
     return rows
 
 
-def _layer_rows(cfg: ExperimentConfig, inst: Instance, plan: np.ndarray, policy: str, seed: int,
-                facts: dict[str, Any], level: Any) -> list[dict[str, Any]]:
+def _layer_rows(
+    cfg: ExperimentConfig, inst: Instance, plan: np.ndarray, policy: str, seed: int, facts: dict[str, Any], level: Any
+) -> list[dict[str, Any]]:
     """One row per workload class (and ``all``): ``setting`` is the class, ``level`` the added slack."""
     shares = metrics.layer_shares(inst, plan, cfg.regional_rtt_ms).set_index("class")
     by_class = metrics.class_breakdown(inst, plan).set_index("class")
@@ -214,14 +243,26 @@ def _layer_rows(cfg: ExperimentConfig, inst: Instance, plan: np.ndarray, policy:
             be_share = be_all.share
         else:
             b = by_class.loc[name]
-            totals = {k: float(b[k]) for k in ("total_usd", "energy_usd", "carbon_g", "delay_usd", "migration_usd",
-                                                "rid")}
+            totals = {
+                k: float(b[k]) for k in ("total_usd", "energy_usd", "carbon_g", "delay_usd", "migration_usd", "rid")
+            }
             sel = np.flatnonzero(inst.class_idx == inst.class_names.index(name))
             moved = (plan[sel] < inst.num_regions) & (plan[sel] != inst.home_idx[sel])
             nb = metrics.net_benefit(inst, plan)[sel][moved]
             be_share = float((nb > 0).mean()) if nb.size else 0.0
-        rows.append({"experiment": "layers", "setting": name, "level": level, "policy": policy, "seed": seed, **totals,
-                     "break_even_share": be_share, **shares.loc[name].to_dict(), **facts})
+        rows.append(
+            {
+                "experiment": "layers",
+                "setting": name,
+                "level": level,
+                "policy": policy,
+                "seed": seed,
+                **totals,
+                "break_even_share": be_share,
+                **shares.loc[name].to_dict(),
+                **facts,
+            }
+        )
     return rows
 
 
@@ -266,8 +307,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "frontier": ("total_usd", "energy_usd", "carbon_g", "rid", "erl", "crl", "feasible_regions"),
-    "frictions": ("total_usd", "savings_usd", "energy_savings_usd", "rid", "break_even_share", "migration_usd",
-                  "replica_usd"),
+    "frictions": (
+        "total_usd",
+        "savings_usd",
+        "energy_savings_usd",
+        "rid",
+        "break_even_share",
+        "migration_usd",
+        "replica_usd",
+    ),
     "legal": ("feasible_regions", "total_usd", "savings_usd", "carbon_savings_g", "rid"),
     "capacity": ("total_usd", "savings_usd", "carbon_savings_g", "rid", "num_overflow"),
     "layers": ("local_energy_share", "regional_energy_share", "energy_energy_share", "overflow_task_share", "rid"),
@@ -277,8 +325,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 def table(df: pd.DataFrame, name: str) -> pd.DataFrame:
     """Means over seeds, one row per setting and policy, the experiment's key columns."""
     cols = [c for c in TABLE_COLUMNS[name] if c in df.columns]
-    keep = ["level", "setting", "policy"] if "level" in df.columns and df["level"].nunique() > 1 else \
-        ["setting", "policy"]
+    keep = (
+        ["level", "setting", "policy"] if "level" in df.columns and df["level"].nunique() > 1 else ["setting", "policy"]
+    )
     order = {s: j for j, s in enumerate(dict.fromkeys(df["setting"]))}  # settings in run order
     t = df.groupby(keep, sort=False)[cols].mean().reset_index()
     t["_order"] = t["setting"].map(order)
@@ -286,13 +335,19 @@ def table(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def format_table(df: pd.DataFrame, name: str) -> str:
-    with pd.option_context("display.float_format", "{:,.4g}".format, "display.width", 200,
-                           "display.max_rows", 500):
+    with pd.option_context("display.float_format", "{:,.4g}".format, "display.width", 200, "display.max_rows", 500):
         return table(df, name).to_string(index=False)
 
 
-def main(name: str, out: str, config: str | None, seeds: int | None, quick: bool,
-         progress: bool = True, echo: Callable[[str], None] = print) -> pd.DataFrame:
+def main(
+    name: str,
+    out: str,
+    config: str | None,
+    seeds: int | None,
+    quick: bool,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
     cfg = load_config(name, config, seeds, quick)
     df = run_experiment(cfg, out, progress)
     echo(f"{name}: {len(df)} rows in {df.attrs['elapsed_s']:.1f} s -> {Path(out) / (name + '.csv')}")
@@ -303,7 +358,6 @@ def main(name: str, out: str, config: str | None, seeds: int | None, quick: bool
         if len(unproven):
             echo(f"note: {len(unproven)} oracle solves not proven optimal (max gap {unproven['mip_gap'].max():.2e})")
     return df
-
 
 
 def add_subcommands(sub: Any) -> None:

@@ -259,11 +259,13 @@ def toy_scenario(default_scenario: Scenario) -> Scenario:
     """The toy regions with scarce capacity and cold replicas, so masks, replicas and overflow bite in
     short episodes."""
     drop = {n: {"traffic_share": 0.0} for n in default_scenario.spec["service_nodes"] if n not in TOY_NODES}
-    return default_scenario.with_overrides({
-        "regions": TOY_REGIONS,
-        "service_nodes": drop,
-        "region_defaults": {"num_gpus": 1},
-        "workload": {"rate_per_h": 60.0, "horizon_h": 6.0},
-        "frictions": {"replica_window_h": 2},
-        "models": {"llm-70b": {"warm_at_home": False}},
-    })
+    return default_scenario.with_overrides(
+        {
+            "regions": TOY_REGIONS,
+            "service_nodes": drop,
+            "region_defaults": {"num_gpus": 1},
+            "workload": {"rate_per_h": 60.0, "horizon_h": 6.0},
+            "frictions": {"replica_window_h": 2},
+            "models": {"llm-70b": {"warm_at_home": False}},
+        }
+    )

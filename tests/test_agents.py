@@ -38,11 +38,25 @@ TASKS = 40  # tasks per episode in these tests
 
 def small_config(tmp_path: Path, algo: str = "maskable_ppo", **changes: object) -> TrainConfig:
     """A run of a few hundred steps on short episodes, evaluated on two tiny fixed episodes."""
-    hp: dict[str, object] = {"dqn": {"learning_starts": 64, "buffer_size": 2_000, "target_update_interval": 100},
-                             "a2c": {"n_steps": 8}}.get(algo, {"n_steps": 64, "batch_size": 64, "n_epochs": 2})
-    base = {"algo": algo, "timesteps": 256, "out": str(tmp_path / algo), "num_envs": 2, "num_tasks": TASKS,
-            "hidden": 16, "hyperparams": hp, "eval_every": 128, "eval_episodes": 2, "eval_tasks": TASKS,
-            "checkpoint_every": 128, "progress_bar": False, "oracle_time_limit_s": 10.0}
+    hp: dict[str, object] = {
+        "dqn": {"learning_starts": 64, "buffer_size": 2_000, "target_update_interval": 100},
+        "a2c": {"n_steps": 8},
+    }.get(algo, {"n_steps": 64, "batch_size": 64, "n_epochs": 2})
+    base = {
+        "algo": algo,
+        "timesteps": 256,
+        "out": str(tmp_path / algo),
+        "num_envs": 2,
+        "num_tasks": TASKS,
+        "hidden": 16,
+        "hyperparams": hp,
+        "eval_every": 128,
+        "eval_episodes": 2,
+        "eval_tasks": TASKS,
+        "checkpoint_every": 128,
+        "progress_bar": False,
+        "oracle_time_limit_s": 10.0,
+    }
     base.update(changes)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -115,17 +129,21 @@ def test_batch_vec_env_overflow_mode_and_bad_actions(toy_scenario: Scenario) -> 
 
 
 # -------------------------------------------------------------------------------------- the policy
-def test_region_net_runs_on_any_region_set_and_is_permutation_equivariant(default_scenario: Scenario,
-                                                                         toy_scenario: Scenario) -> None:
+def test_region_net_runs_on_any_region_set_and_is_permutation_equivariant(
+    default_scenario: Scenario, toy_scenario: Scenario
+) -> None:
     """One set of weights scores 13 or 3 regions; permuting the regions permutes the logits."""
-    lay13 = ObsLayout(tuple(c.name for c in default_scenario.classes), default_scenario.node_names,
-                      default_scenario.region_names)
+    lay13 = ObsLayout(
+        tuple(c.name for c in default_scenario.classes), default_scenario.node_names, default_scenario.region_names
+    )
     lay3 = ObsLayout(tuple(c.name for c in toy_scenario.classes), toy_scenario.node_names, toy_scenario.region_names)
     th.manual_seed(0)
     net13, net3 = RegionNet(lay13.task_features, hidden=16), RegionNet(lay3.task_features, hidden=16)
     net3.load_state_dict(net13.state_dict())  # no weight depends on the regions (nor the nodes)
-    cases = [(PlacementEnv(default_scenario, num_tasks=30), net13, 13),
-             (PlacementEnv(toy_scenario, num_tasks=30), net3, 3)]
+    cases = [
+        (PlacementEnv(default_scenario, num_tasks=30), net13, 13),
+        (PlacementEnv(toy_scenario, num_tasks=30), net3, 3),
+    ]
     for env, net, R in cases:
         obs, _ = env.reset(seed=0)
         x = th.as_tensor(obs)[None]
@@ -150,8 +168,10 @@ def test_training_smoke(tmp_path: Path, toy_scenario: Scenario, algo: str, polic
     res = train(cfg, scenario=toy_scenario, log=lambda _msg: None)
     assert res.num_timesteps >= cfg.timesteps and res.session_steps == res.num_timesteps
     assert res.model_path.is_file() and (Path(cfg.out) / "config.json").is_file()
-    assert sorted(p.name for p in (Path(cfg.out) / "checkpoints").glob("*.zip"))[-1] == \
-        f"step_{res.num_timesteps:012d}.zip"
+    assert (
+        sorted(p.name for p in (Path(cfg.out) / "checkpoints").glob("*.zip"))[-1]
+        == f"step_{res.num_timesteps:012d}.zip"
+    )
     assert list((Path(cfg.out) / "tb").iterdir()), "TensorBoard logs are written"
     assert 0 < res.env_share < 1 and res.steps_per_s > 0
     agent = Agent.load(res.model_path)
@@ -258,8 +278,9 @@ def test_config_validation() -> None:
             TrainConfig(hyperparams={"learning_rate": bad})
 
 
-def test_linear_schedule_decays_to_zero_over_the_run_and_survives_resume(tmp_path: Path,
-                                                                        toy_scenario: Scenario) -> None:
+def test_linear_schedule_decays_to_zero_over_the_run_and_survives_resume(
+    tmp_path: Path, toy_scenario: Scenario
+) -> None:
     hp = {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "learning_rate": "lin_1e-3", "clip_range": "lin_0.2"}
     cfg = small_config(tmp_path, timesteps=256, eval_every=0, hyperparams=hp)
     train(cfg, scenario=toy_scenario, log=lambda _msg: None)
@@ -269,8 +290,12 @@ def test_linear_schedule_decays_to_zero_over_the_run_and_survives_resume(tmp_pat
     # SB3 sets the rate before each update from the progress left after that rollout: 0 at the run's end.
     assert model.policy.optimizer.param_groups[0]["lr"] == 0.0
     messages: list[str] = []
-    resumed = train(small_config(tmp_path, timesteps=512, eval_every=0, hyperparams=hp), resume=True,
-                    scenario=toy_scenario, log=messages.append)
+    resumed = train(
+        small_config(tmp_path, timesteps=512, eval_every=0, hyperparams=hp),
+        resume=True,
+        scenario=toy_scenario,
+        log=messages.append,
+    )
     model = Agent.load(Path(cfg.out) / "model.zip").model
     assert resumed.num_timesteps == 512 and any("resuming" in m for m in messages)
     assert model.lr_schedule(0.25) == pytest.approx(2.5e-4)  # the schedule is saved with the model
@@ -321,8 +346,9 @@ def solves(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
     return calls
 
 
-def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_scenario: Scenario,
-                                                            solves: list[float | None]) -> None:
+def test_cached_oracle_is_reused_for_the_same_episode_only(
+    tmp_path: Path, toy_scenario: Scenario, solves: list[float | None]
+) -> None:
     if milp_module() is None:
         pytest.skip("baselines.milp is not importable")
     a, b = evaluation_instances(toy_scenario, [1, 2], TASKS)
@@ -351,8 +377,9 @@ def test_cached_oracle_is_reused_for_the_same_episode_only(tmp_path: Path, toy_s
     assert solves[-1] is None and len(solves) == 5
 
 
-def test_cached_oracle_re_solves_a_stale_or_broken_file(tmp_path: Path, toy_scenario: Scenario,
-                                                        solves: list[float | None]) -> None:
+def test_cached_oracle_re_solves_a_stale_or_broken_file(
+    tmp_path: Path, toy_scenario: Scenario, solves: list[float | None]
+) -> None:
     if milp_module() is None:
         pytest.skip("baselines.milp is not importable")
     (a,) = evaluation_instances(toy_scenario, [1], TASKS)
@@ -375,18 +402,63 @@ def test_cached_oracle_re_solves_a_stale_or_broken_file(tmp_path: Path, toy_scen
 # --------------------------------------------------------------------------------------------- CLI
 def test_cli_train_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     toml = tmp_path / "toy.toml"
-    drop = "\n".join(f'[service_nodes.{n}]\ntraffic_share = 0.0' for n in
-                     ("us-south", "sao-paulo", "frankfurt", "pune", "tokyo", "seoul", "singapore", "sydney"))
-    toml.write_text(f'regions = {json.dumps(TOY_REGIONS)}\n[region_defaults]\nnum_gpus = 1\n{drop}\n')
+    drop = "\n".join(
+        f"[service_nodes.{n}]\ntraffic_share = 0.0"
+        for n in ("us-south", "sao-paulo", "frankfurt", "pune", "tokyo", "seoul", "singapore", "sydney")
+    )
+    toml.write_text(f"regions = {json.dumps(TOY_REGIONS)}\n[region_defaults]\nnum_gpus = 1\n{drop}\n")
     out = tmp_path / "run"
-    assert main(["train", "--algo", "maskable_ppo", "--scenario", str(toml), "--timesteps", "128", "--seed", "3",
-                 "--out", str(out), "--num-envs", "2", "--tasks", "30", "--hp", "n_steps=64", "--hp", "batch_size=64",
-                 "--eval-every", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--algo",
+                "maskable_ppo",
+                "--scenario",
+                str(toml),
+                "--timesteps",
+                "128",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+                "--num-envs",
+                "2",
+                "--tasks",
+                "30",
+                "--hp",
+                "n_steps=64",
+                "--hp",
+                "batch_size=64",
+                "--eval-every",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "steps/s" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["seed"] == 3
     csv = tmp_path / "table.csv"
-    assert main(["evaluate", "--model", str(out / "model.zip"), "--episodes", "2", "--tasks", "30",
-                 "--out", str(csv), "--no-oracle", "--no-rolling", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(out / "model.zip"),
+                "--episodes",
+                "2",
+                "--tasks",
+                "30",
+                "--out",
+                str(csv),
+                "--no-oracle",
+                "--no-rolling",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     table = pd.read_csv(csv)
     assert set(table["policy"]) == {"maskable_ppo", *HEURISTICS}
@@ -414,18 +486,36 @@ def test_contended_scenario_is_packaged_and_traps_greedy(default_scenario: Scena
 
 # ------------------------------------------------------------------------------------------ learning
 @pytest.mark.slow
-def test_maskable_ppo_learns_a_scenario_where_one_region_is_always_best(tmp_path: Path,
-                                                                         default_scenario: Scenario) -> None:
+def test_maskable_ppo_learns_a_scenario_where_one_region_is_always_best(
+    tmp_path: Path, default_scenario: Scenario
+) -> None:
     """Canada Central is cheap, clean, big and reachable by every task, and only energy and carbon count:
     placing every task there is optimal, and MaskablePPO must find it."""
     drop = {n: {"traffic_share": 0.0} for n in default_scenario.spec["service_nodes"] if n not in TOY_NODES}
-    s = default_scenario.with_overrides({
-        "regions": TOY_REGIONS, "service_nodes": drop, "legal": {"residency_mode": "off"},
-        "region_overrides": {"Canada Central": {"num_gpus": 50}, "East US": {"pue": 10.0}, "West US": {"pue": 10.0}},
-        "workload": {"slack_add_ms": 2000.0}, "frictions": {"replica": 0.0}, "weights": {"gamma": 0.0, "eta": 0.0},
-    })
-    cfg = TrainConfig(timesteps=24_576, out=str(tmp_path / "run"), num_tasks=100, eval_every=0, checkpoint_every=0,
-                      progress_bar=False, hyperparams={"n_steps": 64, "batch_size": 256})
+    s = default_scenario.with_overrides(
+        {
+            "regions": TOY_REGIONS,
+            "service_nodes": drop,
+            "legal": {"residency_mode": "off"},
+            "region_overrides": {
+                "Canada Central": {"num_gpus": 50},
+                "East US": {"pue": 10.0},
+                "West US": {"pue": 10.0},
+            },
+            "workload": {"slack_add_ms": 2000.0},
+            "frictions": {"replica": 0.0},
+            "weights": {"gamma": 0.0, "eta": 0.0},
+        }
+    )
+    cfg = TrainConfig(
+        timesteps=24_576,
+        out=str(tmp_path / "run"),
+        num_tasks=100,
+        eval_every=0,
+        checkpoint_every=0,
+        progress_bar=False,
+        hyperparams={"n_steps": 64, "batch_size": 256},
+    )
     agent = Agent.load(train(cfg, scenario=s, log=lambda _msg: None).model_path)
     instances = evaluation_instances(s, [1, 2, 3], 100)
     plans = play(agent.act_batch, instances)

@@ -373,9 +373,7 @@ def test_capacity_counts_the_recomputed_cache(toy_instance: Instance) -> None:
     capacity = np.array(toy_instance.capacity_gpu_s)
     capacity[0, C] = 4.5
     inst = toy_instance.replace(capacity_gpu_s=capacity)
-    assert [(v.kind, v.slot_idx, v.region_idx) for v in check_plan_feasible(inst, PLAN)] == [
-        ("capacity", 0, C)
-    ]
+    assert [(v.kind, v.slot_idx, v.region_idx) for v in check_plan_feasible(inst, PLAN)] == [("capacity", 0, C)]
 
 
 def test_infeasibility_reason(toy_instance: Instance) -> None:
@@ -431,9 +429,7 @@ def test_every_component_is_nonnegative(random_instance, seed: int, K: int, R: i
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), K=st.integers(1, 12), R=st.integers(1, 4), S=st.integers(1, 4))
-def test_cost_matrix_follows_the_formulas_pair_by_pair(
-    random_instance, seed: int, K: int, R: int, S: int
-) -> None:
+def test_cost_matrix_follows_the_formulas_pair_by_pair(random_instance, seed: int, K: int, R: int, S: int) -> None:
     inst = random_instance(seed, num_tasks=K, num_regions=R, num_slots=S)
     cm = cost_matrix(inst)
     p = inst.cost
@@ -583,9 +579,7 @@ def scenarios_by_mode(default_scenario: Scenario) -> dict[str, Scenario]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1), K=st.integers(1, 60), mode=st.sampled_from(["strict", "adequacy", "off"])
-)
+@given(seed=st.integers(0, 2**32 - 1), K=st.integers(1, 60), mode=st.sampled_from(["strict", "adequacy", "off"]))
 def test_static_mask_of_sampled_instances(scenarios_by_mode, seed: int, K: int, mode: str) -> None:
     scenario = scenarios_by_mode[mode]
     inst = sample_instance(scenario, seed, num_tasks=K)

@@ -69,8 +69,9 @@ def test_a_file_that_starts_elsewhere_but_covers_the_slice_is_aligned_by_timesta
     later = load(tmp_path, {key: write_lines(tmp_path, "later.csv", [lines[0], *lines[21:]]).name}, first, num)
     # starts 3 hours before 2023 (the values of the last hours are copies): hour 30 is its row 33
     before = [with_stamp(lines[1], f"2022-12-31T{h}:00Z") for h in (21, 22, 23)]
-    earlier = load(tmp_path, {key: write_lines(tmp_path, "earlier.csv", [lines[0], *before, *lines[1:]]).name},
-                   first, num)
+    earlier = load(
+        tmp_path, {key: write_lines(tmp_path, "earlier.csv", [lines[0], *before, *lines[1:]]).name}, first, num
+    )
     for s in (later, earlier):
         np.testing.assert_array_equal(s.price_usd_per_kwh, shipped.price_usd_per_kwh)
         np.testing.assert_array_equal(s.carbon_g_per_kwh, shipped.carbon_g_per_kwh)
@@ -101,8 +102,11 @@ def test_a_file_that_starts_after_the_slice_start_is_rejected(tmp_path: Path) ->
 
 def test_a_file_that_ends_before_the_slice_does_is_rejected(tmp_path: Path) -> None:
     path = write_lines(tmp_path, "carbon.csv", shipped_lines(CARBON, 40))
-    with pytest.raises(ValueError, match=r"signals\.first_hour = 0, signals\.num_hours = 48: expected a slice inside "
-                                         r"the hours of .*" + re.escape(f"{path.name}: the slice needs ")):
+    with pytest.raises(
+        ValueError,
+        match=r"signals\.first_hour = 0, signals\.num_hours = 48: expected a slice inside "
+        r"the hours of .*" + re.escape(f"{path.name}: the slice needs "),
+    ):
         load(tmp_path, {"carbon_g_per_kwh": "carbon.csv"})
 
 
@@ -110,16 +114,24 @@ def test_a_file_that_ends_before_the_slice_does_is_rejected(tmp_path: Path) -> N
 def test_a_skipped_hour(tmp_path: Path) -> None:
     lines = shipped_lines(CARBON, KEEP)
     del lines[11]  # hour 10 (line 12) is gone: line 12 now holds hour 11
-    carbon_error(tmp_path, lines, re.escape(
-        "line 12, datetime_utc = 2023-01-01T11:00Z skips 1 hour(s) after line 11: expected 2023-01-01T10:00Z, "
-        "one row per hour without gaps or repeats"))
+    carbon_error(
+        tmp_path,
+        lines,
+        re.escape(
+            "line 12, datetime_utc = 2023-01-01T11:00Z skips 1 hour(s) after line 11: expected 2023-01-01T10:00Z, "
+            "one row per hour without gaps or repeats"
+        ),
+    )
 
 
 def test_a_repeated_hour(tmp_path: Path) -> None:
     lines = shipped_lines(CARBON, KEEP)
     lines.insert(11, lines[10])  # hour 9 twice, on lines 11 and 12
-    carbon_error(tmp_path, lines, re.escape(
-        "line 12, datetime_utc = 2023-01-01T09:00Z repeats the hour of line 11: expected 2023-01-01T10:00Z"))
+    carbon_error(
+        tmp_path,
+        lines,
+        re.escape("line 12, datetime_utc = 2023-01-01T09:00Z repeats the hour of line 11: expected 2023-01-01T10:00Z"),
+    )
 
 
 def test_hours_swapped(tmp_path: Path) -> None:
@@ -131,9 +143,14 @@ def test_hours_swapped(tmp_path: Path) -> None:
 def test_hours_going_backwards(tmp_path: Path) -> None:
     lines = shipped_lines(CARBON, KEEP)
     lines[5] = with_stamp(lines[5], "2023-01-01T02:00Z")  # line 6 goes back to hour 2 after hour 3 on line 5
-    carbon_error(tmp_path, lines, re.escape(
-        "line 6, datetime_utc = 2023-01-01T02:00Z comes before line 5 (2023-01-01T03:00Z): rows are not sorted by "
-        "time: expected 2023-01-01T04:00Z"))
+    carbon_error(
+        tmp_path,
+        lines,
+        re.escape(
+            "line 6, datetime_utc = 2023-01-01T02:00Z comes before line 5 (2023-01-01T03:00Z): rows are not sorted by "
+            "time: expected 2023-01-01T04:00Z"
+        ),
+    )
 
 
 def test_a_file_corrected_after_an_error_is_read_again(tmp_path: Path) -> None:
@@ -163,17 +180,23 @@ def test_a_file_corrected_after_an_error_is_read_again(tmp_path: Path) -> None:
 def test_a_stamp_that_is_not_an_hour_start_in_utc(tmp_path: Path, stamp: str, hint: str) -> None:
     lines = shipped_lines(CARBON, KEEP)
     lines[8] = with_stamp(lines[8], stamp)  # line 9, hour 7
-    carbon_error(tmp_path, lines, re.escape(
-        f"line 9, datetime_utc = {stamp!r}: expected an hour start in UTC, ISO 8601 like '2023-01-01T00:00Z' or "
-        f"'2023-01-01T00:00+00:00' {hint}".rstrip()))
+    carbon_error(
+        tmp_path,
+        lines,
+        re.escape(
+            f"line 9, datetime_utc = {stamp!r}: expected an hour start in UTC, ISO 8601 like '2023-01-01T00:00Z' or "
+            f"'2023-01-01T00:00+00:00' {hint}".rstrip()
+        ),
+    )
 
 
 def test_a_file_in_local_time_is_rejected_at_its_first_line(tmp_path: Path) -> None:
     # the whole file shifted to Central European Time: every stamp has the +01:00 offset
     lines = shipped_lines(CARBON, KEEP)
     local = [lines[0], *(with_stamp(line, f"2023-01-01T{h + 1:02d}:00+01:00") for h, line in enumerate(lines[1:23]))]
-    carbon_error(tmp_path, local, re.escape("line 2, datetime_utc = '2023-01-01T01:00+01:00': expected an hour start "
-                                            "in UTC"))
+    carbon_error(
+        tmp_path, local, re.escape("line 2, datetime_utc = '2023-01-01T01:00+01:00': expected an hour start in UTC")
+    )
 
 
 def test_a_file_without_a_stamp_column(tmp_path: Path) -> None:
@@ -189,10 +212,13 @@ def test_a_non_numeric_cell(tmp_path: Path) -> None:
     cells[lines[0].split(",").index("US-CAL-CISO")] = "abc"  # West US's price zone
     lines[31] = ",".join(cells)
     path = write_lines(tmp_path, "price.csv", lines)
-    with pytest.raises(ValueError, match=re.escape(
-        f"data.price_usd_per_mwh = {path.resolve()}: column 'US-CAL-CISO', row 30 = 'abc': expected a number or a "
-        "blank cell (line 32, datetime_utc 2023-01-02T06:00Z)"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"data.price_usd_per_mwh = {path.resolve()}: column 'US-CAL-CISO', row 30 = 'abc': expected a number or a "
+            "blank cell (line 32, datetime_utc 2023-01-02T06:00Z)"
+        ),
+    ):
         load(tmp_path, {"price_usd_per_mwh": "price.csv"})
 
 
@@ -223,18 +249,22 @@ def test_a_missing_region_column(tmp_path: Path) -> None:
     drop = lines[0].split(",").index("JP-TK")
     lines = [",".join(c for k, c in enumerate(line.split(",")) if k != drop) for line in lines]
     path = write_lines(tmp_path, "carbon.csv", lines)
-    with pytest.raises(ValueError, match=re.escape(
-        "region 'Japan East': no hourly carbon series in carbon.csv (looked for a column named 'Japan East' or its "
-        f"zone 'JP-TK'; data.carbon_g_per_kwh = {path.resolve()})"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "region 'Japan East': no hourly carbon series in carbon.csv (looked for a column named 'Japan East' or its "
+            f"zone 'JP-TK'; data.carbon_g_per_kwh = {path.resolve()})"
+        ),
+    ):
         load(tmp_path, {"carbon_g_per_kwh": "carbon.csv"})
 
 
 # --------------------------------------------------------------------- latency matrix
 def rtt_error(tmp_path: Path, lines: list[str], match: str) -> None:
     path = write_lines(tmp_path, "rtt.csv", lines)
-    with pytest.raises(ValueError, match=re.escape("data.rtt_ms = 'rtt.csv': ") + match + re.escape(
-            f" ({path.resolve()})")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.rtt_ms = 'rtt.csv': ") + match + re.escape(f" ({path.resolve()})")
+    ):
         load(tmp_path, {"rtt_ms": "rtt.csv"})
 
 
@@ -250,18 +280,29 @@ def set_cell(lines: list[str], row: str, column: str, value: str) -> None:
 def test_latency_matrix_missing_a_region(tmp_path: Path) -> None:
     lines = shipped_lines(RTT)
     drop = lines[0].split(",").index("Japan East")
-    lines = [",".join(c for k, c in enumerate(line.split(",")) if k != drop) for line in lines
-             if not line.startswith("Japan East,")]
-    rtt_error(tmp_path, lines, re.escape(
-        "the latency matrix does not cover ['Japan East']: expected a row and a column for each"))
+    lines = [
+        ",".join(c for k, c in enumerate(line.split(",")) if k != drop)
+        for line in lines
+        if not line.startswith("Japan East,")
+    ]
+    rtt_error(
+        tmp_path,
+        lines,
+        re.escape("the latency matrix does not cover ['Japan East']: expected a row and a column for each"),
+    )
 
 
 def test_latency_matrix_with_asymmetric_labels(tmp_path: Path) -> None:
     lines = shipped_lines(RTT)
     lines[0] = lines[0].replace(",West US,", ",West US 1,")  # the column header misspelt; the row is right
-    rtt_error(tmp_path, lines, re.escape(
-        "row labels ['West US'] have no column and column labels ['West US 1'] have no row: expected the same "
-        "regions as rows and columns"))
+    rtt_error(
+        tmp_path,
+        lines,
+        re.escape(
+            "row labels ['West US'] have no column and column labels ['West US 1'] have no row: expected the same "
+            "regions as rows and columns"
+        ),
+    )
 
 
 def test_latency_matrix_with_a_repeated_row(tmp_path: Path) -> None:
@@ -276,8 +317,11 @@ def test_latency_matrix_with_a_repeated_row(tmp_path: Path) -> None:
 def test_latency_matrix_with_a_bad_cell(tmp_path: Path, value: str, shown: str) -> None:
     lines = shipped_lines(RTT)
     set_cell(lines, "East US", "West US", value)  # read: node us-east sits in East US, West US is a region
-    rtt_error(tmp_path, lines, re.escape(
-        f"row 'East US' (line 15), column 'West US' = {shown}: expected a round trip in ms, a number >= 0"))
+    rtt_error(
+        tmp_path,
+        lines,
+        re.escape(f"row 'East US' (line 15), column 'West US' = {shown}: expected a round trip in ms, a number >= 0"),
+    )
 
 
 def test_latency_matrix_bad_cell_on_the_diagonal_is_not_read(tmp_path: Path) -> None:
@@ -290,8 +334,10 @@ def test_latency_matrix_bad_cell_on_the_diagonal_is_not_read(tmp_path: Path) -> 
 # --------------------------------------------------------------------- transfer prices
 def transfer_error(tmp_path: Path, lines: list[str], match: str) -> None:
     path = write_lines(tmp_path, "transfer.csv", lines)
-    with pytest.raises(ValueError, match=re.escape("data.transfer_usd_per_gb = 'transfer.csv': ") + match
-                       + re.escape(f" ({path.resolve()})")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("data.transfer_usd_per_gb = 'transfer.csv': ") + match + re.escape(f" ({path.resolve()})"),
+    ):
         load(tmp_path, {"transfer_usd_per_gb": "transfer.csv"})
 
 
@@ -306,29 +352,43 @@ def test_transfer_matrix_with_a_bad_price(tmp_path: Path, value: str, shown: str
     lines = shipped_lines(TRANSFER)
     i = east_to_west(lines)
     lines[i] = f"azure,East US,West US,{value}"
-    transfer_error(tmp_path, lines, re.escape(
-        f"line {i + 1}, 'East US' -> 'West US': usd_per_gb = {shown}: expected a number >= 0"))
+    transfer_error(
+        tmp_path,
+        lines,
+        re.escape(f"line {i + 1}, 'East US' -> 'West US': usd_per_gb = {shown}: expected a number >= 0"),
+    )
 
 
 def test_transfer_matrix_with_a_repeated_pair(tmp_path: Path) -> None:
     lines = shipped_lines(TRANSFER)
     i = east_to_west(lines)
     lines.insert(i + 1, "azure,East US,West US,0.05")
-    transfer_error(tmp_path, lines, re.escape(
-        f"line {i + 2} repeats the pair 'East US' -> 'West US': expected one price per pair"))
+    transfer_error(
+        tmp_path, lines, re.escape(f"line {i + 2} repeats the pair 'East US' -> 'West US': expected one price per pair")
+    )
 
 
 def test_transfer_matrix_missing_a_region(tmp_path: Path) -> None:
     lines = [line for line in shipped_lines(TRANSFER) if ",Japan East," not in line]
-    transfer_error(tmp_path, lines, re.escape(
-        "region 'Japan East' has no transfer price: expected src_region rows for it or for another region of JP"))
+    transfer_error(
+        tmp_path,
+        lines,
+        re.escape(
+            "region 'Japan East' has no transfer price: expected src_region rows for it or for another region of JP"
+        ),
+    )
 
 
 def test_transfer_matrix_missing_a_pair(tmp_path: Path) -> None:
     lines = shipped_lines(TRANSFER)
     del lines[east_to_west(lines)]
-    transfer_error(tmp_path, lines, re.escape(
-        "no transfer price from 'East US' to 'West US': expected a row for each ordered pair of priced regions"))
+    transfer_error(
+        tmp_path,
+        lines,
+        re.escape(
+            "no transfer price from 'East US' to 'West US': expected a row for each ordered pair of priced regions"
+        ),
+    )
 
 
 # ------------------------------------------------------------- carbon proxies of the region catalogue

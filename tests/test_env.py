@@ -93,8 +93,10 @@ def test_make_with_no_arguments_and_from_a_fresh_interpreter() -> None:
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert info["action_mask"][-1]
-    code = ("import gymnasium as gym; e = gym.make('envs:geoinfer/Placement-v0', num_tasks=5); "
-            "o, i = e.reset(seed=1); print(o.shape[0], e.action_space.n)")
+    code = (
+        "import gymnasium as gym; e = gym.make('envs:geoinfer/Placement-v0', num_tasks=5); "
+        "o, i = e.reset(seed=1); print(o.shape[0], e.action_space.n)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     size, n = map(int, out.stdout.split())
     assert size == env.observation_space.shape[0] and n == env.action_space.n
@@ -102,9 +104,14 @@ def test_make_with_no_arguments_and_from_a_fresh_interpreter() -> None:
 
 def test_make_takes_scenario_toml_path_episode_length_and_arrival(tmp_path) -> None:
     path = tmp_path / "s.toml"
-    path.write_text('regions = ["East US", "West US", "Canada Central"]\n'
-                    + "".join(f"[service_nodes.{n}]\ntraffic_share = 0.0\n"
-                              for n in Scenario.default().spec["service_nodes"] if n not in TOY_NODES))
+    path.write_text(
+        'regions = ["East US", "West US", "Canada Central"]\n'
+        + "".join(
+            f"[service_nodes.{n}]\ntraffic_share = 0.0\n"
+            for n in Scenario.default().spec["service_nodes"]
+            if n not in TOY_NODES
+        )
+    )
     env = gym.make(ENV_ID, scenario=str(path), num_tasks=7, arrival="bursty", invalid_action="overflow")
     env.reset(seed=0)
     u = env.unwrapped
@@ -203,8 +210,9 @@ def test_forecasts_ahead_stop_at_the_horizon_in_a_last_partial_hour(default_scen
         s, t = inst.slot_idx[k], inst.arrival_h[k]
         left = (2.5 if s == 2 else s + 1.0) - t
         np.testing.assert_allclose(f["arrivals_ahead"], inst.arrival_rate_per_h[s] * left, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(f["captive_gpu_h_ahead"], inst.captive_gpu_s_per_h[s] / 3600 * left,
-                                   rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(
+            f["captive_gpu_h_ahead"], inst.captive_gpu_s_per_h[s] / 3600 * left, rtol=1e-5, atol=1e-9
+        )
         checked += s == 2
         obs, _, term, _, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
         if term:
@@ -242,8 +250,11 @@ def test_observation_fields_match_the_cost_model(toy_scenario: Scenario) -> None
         np.testing.assert_array_equal(f["feasible"].astype(bool), info["action_mask"][:-1])
         # the step's cost is cost + (1 - warm) * replica_cost, as documented
         a = int(np.flatnonzero(info["action_mask"])[-2 if k % 2 else 0])
-        expected = (f["cost"][a] + (1 - f["replica_warm"][a]) * feats["replica_cost"]) if a < inst.num_regions \
+        expected = (
+            (f["cost"][a] + (1 - f["replica_warm"][a]) * feats["replica_cost"])
+            if a < inst.num_regions
             else feats["overflow_cost"]
+        )
         if a < inst.num_regions:
             used[s, a] += pc.gpu_s[k, a]
         obs, r, term, _, info = env.step(a)
@@ -425,8 +436,10 @@ def test_observations_do_not_depend_on_later_tasks(default_scenario: Scenario) -
     variants = [
         inst.subset(np.r_[0:k, k + 40 : K]),  # 40 fewer tasks after the k-th
         inst.subset(slice(0, k + 1)),  # the episode ends right after
-        inst.replace(gpu_s=np.where(np.arange(K) >= k, 3 * inst.gpu_s, inst.gpu_s),  # heavier later tasks
-                     generated_tokens=np.where(np.arange(K) >= k, 2 * inst.generated_tokens, inst.generated_tokens)),
+        inst.replace(
+            gpu_s=np.where(np.arange(K) >= k, 3 * inst.gpu_s, inst.gpu_s),  # heavier later tasks
+            generated_tokens=np.where(np.arange(K) >= k, 2 * inst.generated_tokens, inst.generated_tokens),
+        ),
     ]
     assert all(v.num_tasks != K for v in variants[:2]) and later.size
     env, other = PlacementEnv(scenario=bursty), PlacementEnv(scenario=bursty)

@@ -13,8 +13,19 @@ from envs import Scenario, sample_instance
 from experiments import paper
 from experiments.cli import main as cli_main
 
-REQUIRED = ["experiment", "setting", "policy", "seed", "total_usd", "energy_usd", "carbon_g", "delay_usd",
-            "migration_usd", "rid", "break_even_share"]
+REQUIRED = [
+    "experiment",
+    "setting",
+    "policy",
+    "seed",
+    "total_usd",
+    "energy_usd",
+    "carbon_g",
+    "delay_usd",
+    "migration_usd",
+    "rid",
+    "break_even_share",
+]
 
 
 @pytest.mark.parametrize("name", paper.EXPERIMENTS)
@@ -77,10 +88,12 @@ def test_oracle_cost_never_increases_as_budgets_relax(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_oracle_rid_never_decreases_without_frictions_or_capacity_limits(seed: int) -> None:
-    s = Scenario.default().with_overrides({
-        "frictions": {"state": 0.0, "cache": 0.0, "egress": 0.0, "replica": 0.0},
-        "capacity": {"scale": 1000.0},
-    })
+    s = Scenario.default().with_overrides(
+        {
+            "frictions": {"state": 0.0, "cache": 0.0, "egress": 0.0, "replica": 0.0},
+            "capacity": {"scale": 1000.0},
+        }
+    )
     rids = [r for _, r in _oracle_over_slack(s, SLACKS, seed)]
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(rids))
     assert rids[-1] > rids[0]

@@ -74,8 +74,10 @@ def test_rules(instance: envs.Instance) -> None:
 def test_greedy_beats_local_and_random_is_seeded(instance: envs.Instance) -> None:
     # Not "greedy beats random": under scarce capacity, greedy fills the best regions early and
     # starves later tight-budget tasks, which is what the oracle's foresight is for.
-    cost = {n: evaluate_plan(instance, make_heuristic(n, instance, seed=1).plan(instance)).total_usd
-            for n in ("local", "greedy")}
+    cost = {
+        n: evaluate_plan(instance, make_heuristic(n, instance, seed=1).plan(instance)).total_usd
+        for n in ("local", "greedy")
+    }
     assert cost["greedy"] < cost["local"]
     a = make_heuristic("random", instance, seed=5).plan(instance)
     b = make_heuristic("random", instance, seed=5).plan(instance)

@@ -140,8 +140,9 @@ def sampled() -> Instance:
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), plan_seed=st.integers(0, 2**31 - 1))
-def test_replica_shares_reconcile_with_evaluate_plan(random_instance: Callable[..., Instance], seed: int,
-                                                     plan_seed: int) -> None:
+def test_replica_shares_reconcile_with_evaluate_plan(
+    random_instance: Callable[..., Instance], seed: int, plan_seed: int
+) -> None:
     from envs import evaluate_plan
 
     inst = random_instance(seed, num_tasks=20, num_regions=3, num_models=2)

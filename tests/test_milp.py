@@ -24,8 +24,15 @@ from envs.scenario import CostParams
 TOL = 1e-6  # relative, on objectives
 
 
-def tiny_instance(seed: int, num_tasks: int, num_regions: int, *, integer_gpu: bool = False,
-                  replica_usd: float = 0.006, capacity_factor: float = 1.0) -> Instance:
+def tiny_instance(
+    seed: int,
+    num_tasks: int,
+    num_regions: int,
+    *,
+    integer_gpu: bool = False,
+    replica_usd: float = 0.006,
+    capacity_factor: float = 1.0,
+) -> Instance:
     """A hand-made episode: 4 slots, replica windows of 2 slots, 2 nodes, 2 models, tight capacity.
 
     Model 0 is warm at every home region, model 1 nowhere, so replica charges arise. With
@@ -50,24 +57,49 @@ def tiny_instance(seed: int, num_tasks: int, num_regions: int, *, integer_gpu: b
     rtt[np.arange(N), node_home] = 1.0
     f = np.float64
     inst = Instance(
-        arrival_h=np.sort(slot + rng.random(K) * 0.99), slot_idx=slot.astype(np.int64),
-        node_idx=node.astype(np.int64), home_idx=node_home[node].astype(np.int64),
-        class_idx=rng.integers(0, 2, K), model_idx=rng.integers(0, M, K),
-        residency_idx=rng.integers(0, 3, K), budget_ms=np.zeros(K), rounds=rng.integers(1, 3, K),
-        requests=np.ones(K, dtype=np.int64), context_tokens=rng.integers(10, 100, K),
-        generated_tokens=rng.integers(10, 100, K), gpu_s=gpu.astype(f), energy_kwh=gpu * 0.7 / 3600,
-        inference_ms=rng.uniform(20, 80, K), cache_gpu_s=cache_gpu, cache_kwh=cache_gpu * 0.7 / 3600,
-        cache_ms=rng.uniform(0, 20, K), state_gb=rng.uniform(0, 1e-3, K), response_gb=rng.uniform(0, 1e-3, K),
-        delay_usd_per_ms=rng.uniform(1e-6, 1e-5, K), overflow_usd=rng.choice([0.01, 0.02], K),
-        price_usd_per_kwh=rng.uniform(0.02, 0.3, (S, R)), carbon_g_per_kwh=rng.uniform(50, 800, (S, R)),
-        pue=rng.uniform(1.05, 1.5, (S, R)), capacity_gpu_s=capacity, node_rtt_ms=rtt,
-        node_client_ms=rng.uniform(5, 15, N), queue_ms=rng.uniform(1, 10, R),
-        transfer_usd_per_gb=rng.uniform(0.01, 0.1, (R, R)), residency_ok=residency_ok,
-        replica_usd=np.array([replica_usd, 2 * replica_usd]), permanent_replica=permanent,
-        arrival_rate_per_h=np.zeros((S, R)), captive_gpu_s_per_h=np.zeros((S, R)),
+        arrival_h=np.sort(slot + rng.random(K) * 0.99),
+        slot_idx=slot.astype(np.int64),
+        node_idx=node.astype(np.int64),
+        home_idx=node_home[node].astype(np.int64),
+        class_idx=rng.integers(0, 2, K),
+        model_idx=rng.integers(0, M, K),
+        residency_idx=rng.integers(0, 3, K),
+        budget_ms=np.zeros(K),
+        rounds=rng.integers(1, 3, K),
+        requests=np.ones(K, dtype=np.int64),
+        context_tokens=rng.integers(10, 100, K),
+        generated_tokens=rng.integers(10, 100, K),
+        gpu_s=gpu.astype(f),
+        energy_kwh=gpu * 0.7 / 3600,
+        inference_ms=rng.uniform(20, 80, K),
+        cache_gpu_s=cache_gpu,
+        cache_kwh=cache_gpu * 0.7 / 3600,
+        cache_ms=rng.uniform(0, 20, K),
+        state_gb=rng.uniform(0, 1e-3, K),
+        response_gb=rng.uniform(0, 1e-3, K),
+        delay_usd_per_ms=rng.uniform(1e-6, 1e-5, K),
+        overflow_usd=rng.choice([0.01, 0.02], K),
+        price_usd_per_kwh=rng.uniform(0.02, 0.3, (S, R)),
+        carbon_g_per_kwh=rng.uniform(50, 800, (S, R)),
+        pue=rng.uniform(1.05, 1.5, (S, R)),
+        capacity_gpu_s=capacity,
+        node_rtt_ms=rtt,
+        node_client_ms=rng.uniform(5, 15, N),
+        queue_ms=rng.uniform(1, 10, R),
+        transfer_usd_per_gb=rng.uniform(0.01, 0.1, (R, R)),
+        residency_ok=residency_ok,
+        replica_usd=np.array([replica_usd, 2 * replica_usd]),
+        permanent_replica=permanent,
+        arrival_rate_per_h=np.zeros((S, R)),
+        captive_gpu_s_per_h=np.zeros((S, R)),
         replica_window_h=2,
-        start_hour=0, cost=CostParams(), region_names=tuple(f"r{i}" for i in range(R)),
-        node_names=("n0", "n1"), class_names=("a", "b"), model_names=("m0", "m1"), seed=seed,
+        start_hour=0,
+        cost=CostParams(),
+        region_names=tuple(f"r{i}" for i in range(R)),
+        node_names=("n0", "n1"),
+        class_names=("a", "b"),
+        model_names=("m0", "m1"),
+        seed=seed,
     )
     return inst.replace(budget_ms=home_latency_ms(inst) + rng.uniform(0, 120, K))
 
@@ -93,9 +125,25 @@ def close(a: float, b: float, rel: float = TOL) -> bool:
     return abs(a - b) <= rel * max(1e-3, abs(a), abs(b))
 
 
-CASES = [(seed, K, R, integer) for seed, (K, R, integer) in enumerate(
-    [(3, 2, False), (4, 3, False), (5, 2, True), (5, 3, False), (6, 2, False), (6, 3, True), (6, 4, False),
-     (7, 2, True), (7, 3, False), (5, 4, True), (7, 2, False), (6, 3, False)])]
+CASES = [
+    (seed, K, R, integer)
+    for seed, (K, R, integer) in enumerate(
+        [
+            (3, 2, False),
+            (4, 3, False),
+            (5, 2, True),
+            (5, 3, False),
+            (6, 2, False),
+            (6, 3, True),
+            (6, 4, False),
+            (7, 2, True),
+            (7, 3, False),
+            (5, 4, True),
+            (7, 2, False),
+            (6, 3, False),
+        ]
+    )
+]
 
 
 @pytest.mark.parametrize(("seed", "num_tasks", "num_regions", "integer_gpu"), CASES)
@@ -139,8 +187,9 @@ def capacity_repair(inst: Instance, wanted: np.ndarray) -> np.ndarray:
 def small_instances() -> list[Instance]:
     """Sampled episodes of the default scenario, short and with capacity cut so that it binds."""
     tight = Scenario.from_overrides({"capacity": {"scale": 0.05}})
-    return ([sample_instance(Scenario.default(), seed=s, num_tasks=300, horizon_h=8.0) for s in range(3)]
-            + [sample_instance(tight, seed=10 + s, num_tasks=120, horizon_h=4.0) for s in range(3)])
+    return [sample_instance(Scenario.default(), seed=s, num_tasks=300, horizon_h=8.0) for s in range(3)] + [
+        sample_instance(tight, seed=10 + s, num_tasks=120, horizon_h=4.0) for s in range(3)
+    ]
 
 
 @pytest.mark.parametrize("inst", small_instances(), ids=lambda i: f"seed{i.seed}")
@@ -249,10 +298,16 @@ def test_rolling_uses_replicas_opened_earlier_in_the_window() -> None:
     """Two tasks in consecutive slots of one window, both best served where no replica is permanent."""
     inst = tiny_instance(5, 2, 2, replica_usd=1e-4)
     inst = inst.replace(
-        slot_idx=np.array([0, 1]), arrival_h=np.array([0.5, 1.5]), model_idx=np.array([1, 1]),
-        node_idx=np.array([0, 0]), home_idx=np.array([0, 0]), residency_idx=np.array([0, 0]),
-        budget_ms=np.array([1e6, 1e6]), capacity_gpu_s=np.full((4, 2), 100.0),
-        residency_ok=np.ones((2, 3, 2), dtype=bool), overflow_usd=np.array([1.0, 1.0]),
+        slot_idx=np.array([0, 1]),
+        arrival_h=np.array([0.5, 1.5]),
+        model_idx=np.array([1, 1]),
+        node_idx=np.array([0, 0]),
+        home_idx=np.array([0, 0]),
+        residency_idx=np.array([0, 0]),
+        budget_ms=np.array([1e6, 1e6]),
+        capacity_gpu_s=np.full((4, 2), 100.0),
+        residency_ok=np.ones((2, 3, 2), dtype=bool),
+        overflow_usd=np.array([1.0, 1.0]),
         price_usd_per_kwh=np.tile([10.0, 0.01], (4, 1)),
     )
     roll, oracle = solve_rolling(inst), solve_hindsight(inst)
@@ -273,8 +328,13 @@ def test_bad_arguments() -> None:
 
 # --------------------------------------------------------------- numerics: any weights, any objective scale
 WEIGHTS = [  # (alpha, beta, gamma, eta): each term alone, then mixes
-    (1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0),
-    (1.0, 1.0, 1.0, 1.0), (0.5, 2.0, 0.0, 1.0), (0.0, 1.0, 0.0, 1.0),
+    (1.0, 0.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0, 0.0),
+    (0.0, 0.0, 1.0, 0.0),
+    (0.0, 0.0, 0.0, 1.0),
+    (1.0, 1.0, 1.0, 1.0),
+    (0.5, 2.0, 0.0, 1.0),
+    (0.0, 1.0, 0.0, 1.0),
 ]
 
 
@@ -282,9 +342,17 @@ def scaled(inst: Instance, weights: tuple[float, float, float, float], factor: f
     """``inst`` under ``weights``, with every cost term (weights, SLO penalties) times ``factor``."""
     a, b, g, e = (factor * w for w in weights)
     c = inst.cost
-    cost = CostParams(alpha=a, beta=b, gamma=g, eta=e, carbon_price_usd_per_t=c.carbon_price_usd_per_t,
-                      state_mult=c.state_mult, cache_mult=c.cache_mult, egress_mult=c.egress_mult,
-                      replica_mult=c.replica_mult)
+    cost = CostParams(
+        alpha=a,
+        beta=b,
+        gamma=g,
+        eta=e,
+        carbon_price_usd_per_t=c.carbon_price_usd_per_t,
+        state_mult=c.state_mult,
+        cache_mult=c.cache_mult,
+        egress_mult=c.egress_mult,
+        replica_mult=c.replica_mult,
+    )
     return inst.replace(cost=cost, overflow_usd=inst.overflow_usd * factor)
 
 
@@ -305,8 +373,9 @@ def contended_day(toy_scenario: Scenario) -> Instance:
 
 
 @pytest.mark.parametrize("weights", WEIGHTS, ids=lambda w: "w" + "-".join(f"{x:g}" for x in w))
-def test_oracle_is_honest_under_any_weights_and_scale(contended_day: Instance,
-                                                      weights: tuple[float, float, float, float]) -> None:
+def test_oracle_is_honest_under_any_weights_and_scale(
+    contended_day: Instance, weights: tuple[float, float, float, float]
+) -> None:
     """Tiny (carbon-only, 1e-6) and huge (1e6) objectives: never a crash, a valid bound, the same optimum."""
     results = {}
     for factor in (1e-6, 1.0, 1e6):
@@ -326,10 +395,11 @@ def test_carbon_only_day_is_solved(tmp_path) -> None:
     """A reported crash: a carbon-only objective of about 0.04 USD, where HiGHS's LP objective exceeded the
     plan's cost by its dual tolerance; the oracle now proves it."""
     (tmp_path / "carbon.toml").write_text(
-        '[weights]\nalpha = 0.0\nbeta = 1.0\ngamma = 0.0\neta = 0.0\n'
-        '[frictions]\nstate = 0.0\ncache = 0.0\negress = 0.0\nreplica = 0.0\n'
+        "[weights]\nalpha = 0.0\nbeta = 1.0\ngamma = 0.0\neta = 0.0\n"
+        "[frictions]\nstate = 0.0\ncache = 0.0\negress = 0.0\nreplica = 0.0\n"
         '[capacity]\nscale = 1000.0\n[legal]\nresidency_mode = "off"\n[signals]\nrandom_start = false\n'
-        '[workload]\narrival = "poisson"\nslack_scale = 0.0\nslack_add_ms = 200.0\n')
+        '[workload]\narrival = "poisson"\nslack_scale = 0.0\nslack_add_ms = 200.0\n'
+    )
     sc = Scenario.from_toml(tmp_path / "carbon.toml")
     inst = sample_instance(sc, seed=1584, num_tasks=300, start_hour=1584)
     res = solve_hindsight(inst)

@@ -29,12 +29,16 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
     for pkg in PACKAGES:
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src),
-                    "-w", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src), "-w", str(out)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = out.glob("geoinfer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    wanted = {p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir()
-              if p.is_file()}
+    wanted = {
+        p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir() if p.is_file()
+    }
     assert {"experiments/configs/frontier.toml", "envs/data/default.toml"} <= wanted
     missing = sorted(wanted - names)
     assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"

@@ -97,9 +97,7 @@ def test_default_reads_only_packaged_files(default_scenario: Scenario) -> None:
         assert path.parent.name == "data" and path.parent.parent.name == "envs"
 
 
-def test_default_loads_offline_from_the_data_folder_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_loads_offline_from_the_data_folder_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # No network: any connection attempt fails the test.
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("the scenario loader tried to use the network")
@@ -145,8 +143,7 @@ def test_default_overrides_are_identity(default_scenario: Scenario) -> None:
             r"expected one of: .*slack_ms",
         ),
         (
-            "[workload_classes.chat]\n"
-            "residency = { global = 1.0, regional = 0.0, domestic = 0.0, planet = 0.0 }\n",
+            "[workload_classes.chat]\nresidency = { global = 1.0, regional = 0.0, domestic = 0.0, planet = 0.0 }\n",
             r"unknown key 'workload_classes\.chat\.residency\.planet'",
         ),
         ("[models.llm-8b]\nvram_gb = 16.0\n", r"unknown key 'models\.llm-8b\.vram_gb'"),
@@ -488,9 +485,7 @@ def test_trace_file_with_wrong_columns(tmp_path: Path) -> None:
     pd.DataFrame({"TIMESTAMP": ["2023-11-16 18:15:46", "2023-11-16 18:15:47"], "Tokens": [1, 2]}).to_csv(
         tmp_path / "trace.csv", index=False
     )
-    with pytest.raises(
-        ValueError, match=r"data\.trace_conv = trace\.csv: expected columns \['ContextTokens'"
-    ):
+    with pytest.raises(ValueError, match=r"data\.trace_conv = trace\.csv: expected columns \['ContextTokens'"):
         load(tmp_path, '[data]\ntrace_conv = "trace.csv"\n')
 
 
@@ -498,9 +493,7 @@ def test_trace_file_with_wrong_columns(tmp_path: Path) -> None:
 def test_domestic_class_with_no_region_in_its_country(tmp_path: Path) -> None:
     # Germany West Central dropped and frankfurt (a German node) homed in Austria: its domestic tasks
     # (every default class has some) may run in Germany only, and no German region is left.
-    text = (
-        default_regions_without("Germany West Central") + '[service_nodes.frankfurt]\nhome = "Austria East"\n'
-    )
+    text = default_regions_without("Germany West Central") + '[service_nodes.frankfurt]\nhome = "Austria East"\n'
     with pytest.raises(
         ValueError,
         match=r"workload_classes\.chat: domestic tasks from service node 'frankfurt' "
@@ -520,9 +513,7 @@ def test_regional_class_depends_on_the_legal_mode(tmp_path: Path) -> None:
         + '[service_nodes.frankfurt]\nhome = "East US"\n'
         + "".join(f"[workload_classes.{c}.residency]\ndomestic = 0.0\n" for c in DEFAULT_CLASSES)
     )
-    with pytest.raises(
-        ValueError, match=r"workload_classes\.chat: regional tasks from service node 'frankfurt'"
-    ):
+    with pytest.raises(ValueError, match=r"workload_classes\.chat: regional tasks from service node 'frankfurt'"):
         load(tmp_path, text)
     s = load(tmp_path, text + '[legal]\nresidency_mode = "adequacy"\n')
     assert "Germany West Central" not in s.region_names and s.residency_mode == "adequacy"
@@ -538,9 +529,7 @@ def test_class_reachable_only_with_more_rounds_is_accepted(tmp_path: Path) -> No
         "[workload_classes.code]\nslack_ms = [0.0, 20.0]\n"
         "residency = { global = 0.0, regional = 0.0, domestic = 1.0 }\n"
     )
-    with pytest.raises(
-        ValueError, match=r"workload_classes\.code: domestic tasks from service node 'toronto'"
-    ):
+    with pytest.raises(ValueError, match=r"workload_classes\.code: domestic tasks from service node 'toronto'"):
         load(tmp_path, base + "rounds = [1, 1]\n")
     s = load(tmp_path, base + "rounds = [1, 3]\n")
     # and indeed the 3-round domestic tasks of toronto are admissible there
@@ -548,11 +537,7 @@ def test_class_reachable_only_with_more_rounds_is_accepted(tmp_path: Path) -> No
 
     inst = sample_instance(s, 0, num_tasks=1000)
     cc, code = s.region_names.index("Canada Central"), [c.name for c in s.classes].index("code")
-    mine = (
-        (inst.node_idx == s.node_names.index("toronto"))
-        & (inst.class_idx == code)
-        & (inst.residency_idx == 2)
-    )
+    mine = (inst.node_idx == s.node_names.index("toronto")) & (inst.class_idx == code) & (inst.residency_idx == 2)
     mask = static_mask(inst)
     assert (mine & (inst.rounds == 3)).sum() >= 5 and (mine & (inst.rounds == 1)).sum() >= 5
     assert mask[mine & (inst.rounds == 3), cc].all()
@@ -616,8 +601,7 @@ def test_regions_subset_dropping_nodes(tmp_path: Path, default_scenario: Scenari
 def test_capacity_scale_and_region_overrides(tmp_path: Path, default_scenario: Scenario) -> None:
     s = load(
         tmp_path,
-        '[capacity]\nscale = 2.5\n[region_overrides."Brazil South"]\nnum_gpus = 6\nqueue_ms = 9.0\n'
-        "pue = 1.4\n",
+        '[capacity]\nscale = 2.5\n[region_overrides."Brazil South"]\nnum_gpus = 6\nqueue_ms = 9.0\npue = 1.4\n',
     )
     br = s.region_names.index("Brazil South")
     # capacity = GPUs * 3600 s * scale: 2 * 3600 * 2.5 = 18000 GPU-s, and 6 * 3600 * 2.5 = 54000 in Brazil
@@ -692,6 +676,9 @@ def test_a_new_class_must_give_its_whole_residency_table(tmp_path: Path) -> None
     entry = dict(Scenario.default().spec["workload_classes"]["chat"])
     fields = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in entry.items() if k != "residency")
     text = f"[workload_classes.vision]\n{fields}\nresidency = {{ global = 1.0 }}\n"
-    with pytest.raises(ValueError, match=r"new entry 'workload_classes.vision': residency lacks \['domestic', "
-                                         r"'regional'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"new entry 'workload_classes.vision': residency lacks \['domestic', "
+        r"'regional'\]",
+    ):
         load(tmp_path, text)

@@ -236,8 +236,9 @@ def test_forecasts_do_not_read_the_episode_s_own_arrivals(by_kind: dict[str, Sce
 
 def test_no_captive_demand_when_every_task_may_go_anywhere(default_scenario: Scenario) -> None:
     anywhere = {"residency": {"global": 1.0, "regional": 0.0, "domestic": 0.0}}
-    s = default_scenario.with_overrides({"workload": {"slack_add_ms": 1e5},
-                                         "workload_classes": {c.name: anywhere for c in default_scenario.classes}})
+    s = default_scenario.with_overrides(
+        {"workload": {"slack_add_ms": 1e5}, "workload_classes": {c.name: anywhere for c in default_scenario.classes}}
+    )
     inst = sample_instance(s, 0, num_tasks=200)
     assert (inst.captive_gpu_s_per_h == 0).all()
     assert (sample_instance(default_scenario, 0, num_tasks=200).captive_gpu_s_per_h > 0).any()
@@ -329,13 +330,9 @@ def test_per_request_physics(default_scenario: Scenario) -> None:
         # GPU-s * W / 3.6e6 = kWh
         assert inst.energy_kwh[k] == pytest.approx(gpu * m.gpu_power_w / 3.6e6, rel=1e-12)
         assert inst.cache_kwh[k] == pytest.approx(cache_gpu * m.gpu_power_w / 3.6e6, rel=1e-12, abs=1e-15)
-        assert inst.inference_ms[k] == pytest.approx(
-            m.ttft_base_ms + fresh * m.prefill_ms_per_token, rel=1e-12
-        )
+        assert inst.inference_ms[k] == pytest.approx(m.ttft_base_ms + fresh * m.prefill_ms_per_token, rel=1e-12)
         assert inst.cache_ms[k] == pytest.approx(cached * m.prefill_ms_per_token, rel=1e-12, abs=1e-15)
-        assert inst.state_gb[k] == pytest.approx(
-            req * (ctx * s.bytes_per_token + c.state_kb * 1e3) / 1e9, rel=1e-12
-        )
+        assert inst.state_gb[k] == pytest.approx(req * (ctx * s.bytes_per_token + c.state_kb * 1e3) / 1e9, rel=1e-12)
         assert inst.response_gb[k] == pytest.approx(req * gen * s.bytes_per_token / 1e9, rel=1e-12, abs=1e-18)
         assert inst.delay_usd_per_ms[k] == pytest.approx(c.delay_usd_per_s * req / 1000, rel=1e-12)
         assert inst.overflow_usd[k] == pytest.approx(c.overflow_usd * req, rel=1e-12)
@@ -365,9 +362,7 @@ def test_class_node_and_residency_frequencies(poisson_scenario: Scenario) -> Non
         class_share / class_share.sum(),
         atol=0.025,
     )
-    np.testing.assert_allclose(
-        np.bincount(inst.node_idx, minlength=s.num_nodes) / 6000, s.node_share, atol=0.02
-    )
+    np.testing.assert_allclose(np.bincount(inst.node_idx, minlength=s.num_nodes) / 6000, s.node_share, atol=0.02)
     chat = inst.class_idx == [c.name for c in s.classes].index("chat")
     np.testing.assert_allclose(
         np.bincount(inst.residency_idx[chat], minlength=3) / chat.sum(), [0.7, 0.2, 0.1], atol=0.04
@@ -379,9 +374,7 @@ def test_replicas_are_permanent_at_homes_for_warm_models() -> None:
     inst = sample_instance(s, 10, num_tasks=5)
     homes = set(s.node_home_idx.tolist())
     small, large = inst.model_names.index("llm-8b"), inst.model_names.index("llm-70b")
-    np.testing.assert_array_equal(
-        inst.permanent_replica[:, small], [r in homes for r in range(s.num_regions)]
-    )
+    np.testing.assert_array_equal(inst.permanent_replica[:, small], [r in homes for r in range(s.num_regions)])
     assert not inst.permanent_replica[:, large].any()
     # Australia Southeast is no node's home: no permanent replica there
     assert not inst.permanent_replica[s.region_names.index("Australia Southeast")].any()
@@ -569,7 +562,10 @@ def test_review_edge_cases_of_sampling(default_scenario: Scenario) -> None:
     # a caller's generator: the seed argument is ignored, so it is not recorded
     assert sample_instance(default_scenario, seed=5, rng=np.random.default_rng(1), num_tasks=3).seed is None
     assert sample_instance(default_scenario, seed=5, num_tasks=3).seed == 5
-    for kwargs, match in (({"start_hour": 10.7}, "start_hour = 10.7"), ({"num_tasks": True}, "num_tasks = True"),
-                          ({"horizon_h": "abc"}, "horizon_h = 'abc'")):
+    for kwargs, match in (
+        ({"start_hour": 10.7}, "start_hour = 10.7"),
+        ({"num_tasks": True}, "num_tasks = True"),
+        ({"horizon_h": "abc"}, "horizon_h = 'abc'"),
+    ):
         with pytest.raises(ValueError, match=match):
             sample_instance(default_scenario, seed=0, **kwargs)
