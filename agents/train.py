@@ -56,12 +56,10 @@ from envs.costs import evaluate_plan
 from envs.dynamics import ObsLayout
 from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
-from envs.spec import data_dir
+from envs.spec import NAMED_SCENARIOS as NAMED_SCENARIOS  # the registry of scenario names, re-exported
 
 ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")
 POLICIES = ("region", "mlp")
-DATA_DIR = data_dir()
-NAMED_SCENARIOS = {"default": DATA_DIR / "default.toml", "contended": DATA_DIR / "contended.toml"}
 
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
 # learning_rate and clip_range also take "lin_<start>" (RL Zoo's spelling): linear decay from <start> at
@@ -130,13 +128,8 @@ def schedule(value: Any) -> float | LinearSchedule:
 
 
 def resolve_named_scenario(name: str) -> Scenario:
-    """``default``, ``contended`` (packaged TOML files in ``envs/data``) or the path of a scenario TOML."""
-    if name == "default":
-        return Scenario.default()
-    path = NAMED_SCENARIOS.get(name, Path(name))
-    if not path.is_file():
-        raise ValueError(f"scenario = {name!r}: expected 'default', 'contended' or the path of a TOML file")
-    return Scenario.from_toml(path)
+    """Deprecated: :meth:`Scenario.load` (kept for callers of the old name; remove with them)."""
+    return Scenario.load(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +146,7 @@ class TrainConfig:
     """
 
     algo: str = "maskable_ppo"
-    scenario: str = "default"
+    scenario: str = "default"  # a name or a TOML path, as Scenario.load takes it
     timesteps: int = 100_000
     seed: int = 0
     out: str = "runs/agent"
@@ -389,7 +382,7 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
     out.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(json.dumps(cfg.to_json(), indent=2))
 
-    scen = scenario if scenario is not None else resolve_named_scenario(cfg.scenario)
+    scen = scenario if scenario is not None else Scenario.load(cfg.scenario)
     with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
         return _train(cfg, scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
 

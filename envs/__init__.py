@@ -23,6 +23,7 @@ from envs.costs import (
 )
 from envs.instance import Instance
 from envs.scenario import (
+    NAMED_SCENARIOS,
     RESIDENCY_CLASSES,
     ArrivalProcess,
     CostParams,
@@ -44,6 +45,7 @@ if ENV_ID not in gymnasium.registry:
 
 __all__ = [
     "ENV_ID",
+    "NAMED_SCENARIOS",
     "RESIDENCY_CLASSES",
     "ArrivalProcess",
     "CostBreakdown",

@@ -10,108 +10,95 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.scenario import CostParams, _readonly
+from envs.params import CostParams, _readonly
 
 FORMAT_VERSION = 4  # 2: arrival_rate_per_h; 3: captive_gpu_s_per_h; 4: horizon_h
 _READABLE_VERSIONS = (3, 4)  # a version-3 file has no horizon_h: read as whole slots, as it was played
 
-# Per-task arrays: name -> dtype. Quantities marked "cohort" cover all requests of the task.
-TASK_FIELDS: dict[str, type] = {
-    "arrival_h": np.float64,  # arrival time, hours since the episode start
-    "slot_idx": np.int64,  # hourly slot of the arrival, in [0, S)
-    "node_idx": np.int64,  # service node the task arrives at
-    "home_idx": np.int64,  # the node's home compute region ("local")
-    "class_idx": np.int64,  # workload class
-    "model_idx": np.int64,  # model class
-    "residency_idx": np.int64,  # 0 global, 1 regional, 2 domestic
-    "budget_ms": np.float64,  # latency budget tau, ms
-    "rounds": np.int64,  # service <-> compute round trips
-    "requests": np.int64,  # requests in the cohort
-    "context_tokens": np.int64,  # per request
-    "generated_tokens": np.int64,  # per request
-    "gpu_s": np.float64,  # cohort GPU-seconds when run with its cache (at home)
-    "energy_kwh": np.float64,  # cohort IT energy when run with its cache, kWh
-    "inference_ms": np.float64,  # first-token time with its cache, ms
-    "cache_gpu_s": np.float64,  # cohort GPU-seconds to recompute the cached prefill elsewhere
-    "cache_kwh": np.float64,  # cohort IT energy to recompute it, kWh
-    "cache_ms": np.float64,  # first-token time added by recomputing it, ms
-    "state_gb": np.float64,  # cohort bytes moved from the home region to a remote one, GB
-    "response_gb": np.float64,  # cohort bytes sent back to the home region, GB
-    "delay_usd_per_ms": np.float64,  # cohort value of a ms of latency, USD/ms
-    "overflow_usd": np.float64,  # cohort SLO penalty when not served, USD
-}
+TASK_AXES = "K"  # the axes of a per-task field
 
-# Per-episode arrays: name -> (dtype, axes).
-EPISODE_FIELDS: dict[str, tuple[type, str]] = {
-    "price_usd_per_kwh": (np.float64, "S,R"),
-    "carbon_g_per_kwh": (np.float64, "S,R"),
-    "pue": (np.float64, "S,R"),
-    "capacity_gpu_s": (np.float64, "S,R"),
-    "node_rtt_ms": (np.float64, "N,R"),
-    "node_client_ms": (np.float64, "N"),
-    "queue_ms": (np.float64, "R"),
-    "transfer_usd_per_gb": (np.float64, "R,R"),
-    "residency_ok": (np.bool_, "N,3,R"),
-    "replica_usd": (np.float64, "M"),
-    "permanent_replica": (np.bool_, "R,M"),
-    # Forecast arrival rate of the tasks whose home is each region, tasks/h: the scenario's arrival
-    # intensity averaged over the slot (what an operator's demand forecast says), not the sampled arrivals.
-    "arrival_rate_per_h": (np.float64, "S,R"),
-    # Forecast demand of the tasks that can run only at their home region (every other region is out of
-    # budget or of residency), GPU-s per hour, by home region: the same arrival intensity times the
-    # scenario's expected such GPU-s per task of each node. What a region must keep free for its own.
-    "captive_gpu_s_per_h": (np.float64, "S,R"),
-}
+
+def _task(dtype: type) -> dict[str, Any]:
+    """The metadata of a per-task field: a ``[K]`` array of ``dtype`` (see ``TASK_FIELDS``)."""
+    return {"dtype": dtype, "axes": TASK_AXES}
+
+
+def _episode(dtype: type, axes: str) -> dict[str, Any]:
+    """The metadata of a per-episode field: an array of ``dtype`` over ``axes``, comma-separated sizes among
+    S, R, N, M and the literal 3 (see ``EPISODE_FIELDS``)."""
+    return {"dtype": dtype, "axes": axes}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Instance:
-    """A sampled episode. See ``TASK_FIELDS`` and ``EPISODE_FIELDS`` for each array's meaning and unit."""
+    """A sampled episode. Each array field is declared once below, with its dtype, axes and unit; ``TASK_FIELDS``
+    and ``EPISODE_FIELDS`` list them (derived from these declarations)."""
 
-    # per task [K]
-    arrival_h: NDArray[np.float64]
-    slot_idx: NDArray[np.int64]
-    node_idx: NDArray[np.int64]
-    home_idx: NDArray[np.int64]
-    class_idx: NDArray[np.int64]
-    model_idx: NDArray[np.int64]
-    residency_idx: NDArray[np.int64]
-    budget_ms: NDArray[np.float64]
-    rounds: NDArray[np.int64]
-    requests: NDArray[np.int64]
-    context_tokens: NDArray[np.int64]
-    generated_tokens: NDArray[np.int64]
-    gpu_s: NDArray[np.float64]
-    energy_kwh: NDArray[np.float64]
-    inference_ms: NDArray[np.float64]
-    cache_gpu_s: NDArray[np.float64]
-    cache_kwh: NDArray[np.float64]
-    cache_ms: NDArray[np.float64]
-    state_gb: NDArray[np.float64]
-    response_gb: NDArray[np.float64]
-    delay_usd_per_ms: NDArray[np.float64]
-    overflow_usd: NDArray[np.float64]
+    # per task [K]; quantities marked "cohort" cover all requests of the task
+    # arrival time, hours since the episode start
+    arrival_h: NDArray[np.float64] = field(metadata=_task(np.float64))
+    slot_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # hourly slot of the arrival, in [0, S)
+    node_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # service node the task arrives at
+    home_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # the node's home compute region ("local")
+    class_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # workload class
+    model_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # model class
+    residency_idx: NDArray[np.int64] = field(metadata=_task(np.int64))  # 0 global, 1 regional, 2 domestic
+    budget_ms: NDArray[np.float64] = field(metadata=_task(np.float64))  # latency budget tau, ms
+    rounds: NDArray[np.int64] = field(metadata=_task(np.int64))  # service <-> compute round trips
+    requests: NDArray[np.int64] = field(metadata=_task(np.int64))  # requests in the cohort
+    context_tokens: NDArray[np.int64] = field(metadata=_task(np.int64))  # per request
+    generated_tokens: NDArray[np.int64] = field(metadata=_task(np.int64))  # per request
+    # cohort GPU-seconds when run with its cache (at home)
+    gpu_s: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort IT energy when run with its cache, kWh
+    energy_kwh: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # first-token time with its cache, ms
+    inference_ms: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort GPU-seconds to recompute the cached prefill elsewhere
+    cache_gpu_s: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort IT energy to recompute it, kWh
+    cache_kwh: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # first-token time added by recomputing it, ms
+    cache_ms: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort bytes moved from the home region to a remote one, GB
+    state_gb: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort bytes sent back to the home region, GB
+    response_gb: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort value of a ms of latency, USD/ms
+    delay_usd_per_ms: NDArray[np.float64] = field(metadata=_task(np.float64))
+    # cohort SLO penalty when not served, USD
+    overflow_usd: NDArray[np.float64] = field(metadata=_task(np.float64))
     # per episode
-    price_usd_per_kwh: NDArray[np.float64]
-    carbon_g_per_kwh: NDArray[np.float64]
-    pue: NDArray[np.float64]
-    capacity_gpu_s: NDArray[np.float64]
-    node_rtt_ms: NDArray[np.float64]
-    node_client_ms: NDArray[np.float64]
-    queue_ms: NDArray[np.float64]
-    transfer_usd_per_gb: NDArray[np.float64]
-    residency_ok: NDArray[np.bool_]
-    replica_usd: NDArray[np.float64]
-    permanent_replica: NDArray[np.bool_]
-    arrival_rate_per_h: NDArray[np.float64]
-    captive_gpu_s_per_h: NDArray[np.float64]
+    price_usd_per_kwh: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))  # USD/kWh
+    carbon_g_per_kwh: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))  # g CO2/kWh
+    pue: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))  # facility / IT energy
+    capacity_gpu_s: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))  # GPU-seconds per slot
+    # service -> compute round trip, ms
+    node_rtt_ms: NDArray[np.float64] = field(metadata=_episode(np.float64, "N,R"))
+    # client -> service latency, ms
+    node_client_ms: NDArray[np.float64] = field(metadata=_episode(np.float64, "N"))
+    queue_ms: NDArray[np.float64] = field(metadata=_episode(np.float64, "R"))  # static queueing delay, ms
+    # USD/GB, source region -> destination region
+    transfer_usd_per_gb: NDArray[np.float64] = field(metadata=_episode(np.float64, "R,R"))
+    # residency rule allows [node, residency class (global, regional, domestic), region]
+    residency_ok: NDArray[np.bool_] = field(metadata=_episode(np.bool_, "N,3,R"))
+    # USD per (window, region) opening
+    replica_usd: NDArray[np.float64] = field(metadata=_episode(np.float64, "M"))
+    permanent_replica: NDArray[np.bool_] = field(metadata=_episode(np.bool_, "R,M"))  # warm at no charge
+    # Forecast arrival rate of the tasks whose home is each region, tasks/h: the scenario's arrival
+    # intensity averaged over the slot (what an operator's demand forecast says), not the sampled arrivals.
+    arrival_rate_per_h: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))
+    # Forecast demand of the tasks that can run only at their home region (every other region is out of
+    # budget or of residency), GPU-s per hour, by home region: the same arrival intensity times the
+    # scenario's expected such GPU-s per task of each node. What a region must keep free for its own.
+    captive_gpu_s_per_h: NDArray[np.float64] = field(metadata=_episode(np.float64, "S,R"))
     # scalars and names
     replica_window_h: int
     start_hour: int  # hour of year (UTC) of slot 0
@@ -326,3 +313,15 @@ class Instance:
             seed=meta["seed"],
             horizon_h=meta.get("horizon_h"),
         )
+
+
+# The array fields, in declaration order (the order of the .npz keys and of the digest), from the
+# declarations above. Per task: name -> dtype. Per episode: name -> (dtype, axes).
+TASK_FIELDS: dict[str, type] = {
+    f.name: f.metadata["dtype"] for f in dataclasses.fields(Instance) if f.metadata.get("axes") == TASK_AXES
+}
+EPISODE_FIELDS: dict[str, tuple[type, str]] = {
+    f.name: (f.metadata["dtype"], f.metadata["axes"])
+    for f in dataclasses.fields(Instance)
+    if f.metadata.get("axes") not in (None, TASK_AXES)
+}

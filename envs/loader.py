@@ -1,4 +1,4 @@
-"""Build a :class:`~envs.scenario.Scenario` from a merged specification and the data files it names.
+"""Read the data files a merged specification names into the fields of a :class:`~envs.scenario.Scenario`.
 
 The data files are the packaged copies of public sources (``envs/data/SOURCES.md``) or user files of
 the same layout. Nothing is downloaded.
@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from envs.costs import residency_allowed
-from envs.scenario import (
+from envs.params import (
     RESIDENCY_CLASSES,
     SLOT_S,
     ArrivalProcess,
     CostParams,
     ModelClass,
-    Scenario,
     TokenTrace,
     WorkloadClass,
     _readonly,
@@ -419,19 +417,54 @@ def _check_loader_numbers(spec: Spec) -> None:
             raise ValueError(f"{table}.{key} = {v!r}: expected a finite number >= 0")
 
 
-def build_scenario(spec: Spec) -> Scenario:
-    """Build and validate a scenario from a merged specification."""
-    notes: list[str] = []
+def scenario_fields(spec: Spec) -> dict[str, Any]:
+    """The fields of a :class:`~envs.Scenario` but ``spec``, from a merged specification and the data files
+    it names, checked under the names users write. :meth:`envs.Scenario.from_spec` builds the scenario
+    from them; the dataclasses check the rest."""
     juris = _jurisdiction(spec)
+    regions = _region_names(spec)
+    _check_loader_numbers(spec)
+    rows = [_region_catalogue_row(juris, r, f"regions[{j}]") for j, r in enumerate(regions)]
+    notes: list[str] = []  # what was done to the data (filled hours, floored prices), in that order
+    region = _region_fields(spec, regions, rows, notes)
+    nodes = _service_nodes(spec, regions)
+    node_rows = [_region_catalogue_row(juris, e["location"], f"service_nodes.{n}.location") for n, e in nodes.items()]
+    models = tuple(ModelClass(name=n, **e) for n, e in spec["models"].items())
+    classes = _workload_classes(spec, models)
+    cost, arrival = _cost_params(spec), _arrival_process(spec)
+    traces = {key.removeprefix("trace_"): _trace(spec, key) for key in spec["data"] if key.startswith("trace_")}
+    f = spec["frictions"]
+    return {
+        "name": str(spec["name"]),
+        **region,
+        **_node_fields(spec, regions, nodes, node_rows),
+        "first_hour": int(spec["signals"]["first_hour"]),
+        "random_start": bool(spec["signals"]["random_start"]),
+        "transfer_usd_per_gb": _readonly(_transfer_matrix(spec, regions, list(region["region_country"]), juris)),
+        "models": models,
+        "classes": classes,
+        "cost": cost,
+        "replica_window_h": int(f["replica_window_h"]),
+        "bytes_per_token": float(f["bytes_per_token"]),
+        "residency_mode": str(spec["legal"]["residency_mode"]),
+        "arrival": arrival,
+        "traces": traces,
+        "notes": tuple(notes),
+    }
+
+
+def _region_names(spec: Spec) -> list[str]:
+    """``[regions]``: at least one, distinct."""
     regions = list(spec["regions"])
     if not regions:
         raise ValueError("regions = []: expected at least one compute region")
     if len(set(regions)) != len(regions):
         raise ValueError(f"regions = {regions!r}: expected distinct names")
-    _check_loader_numbers(spec)
-    rows = [_region_catalogue_row(juris, r, f"regions[{j}]") for j, r in enumerate(regions)]
-    countries = [str(row["country_iso2"]) for row in rows]
+    return regions
 
+
+def _per_region_settings(spec: Spec, regions: list[str]) -> list[dict[str, Any]]:
+    """``[region_defaults]`` with each region's ``[region_overrides]``, checked under the name the value came from."""
     unknown = sorted(set(spec["region_overrides"]) - set(regions))
     if unknown:
         raise ValueError(f"region_overrides names {unknown}: expected regions of the scenario, one of {regions}")
@@ -446,16 +479,13 @@ def build_scenario(spec: Spec) -> Scenario:
             )
             if not (math.isfinite(v) and v >= (1.0 if key == "pue" else 0.0)):
                 raise ValueError(f"{where} = {v!r}: expected a finite number >= {1 if key == 'pue' else 0}")
+    return per_region
 
-    price_mwh = _hourly_series(
-        spec, "price_usd_per_mwh", regions, [row["hourly_price_zone"] for row in rows], notes, "price"
-    )
-    price = price_mwh / 1000.0
-    floor = float(spec["signals"]["price_floor_usd_per_kwh"])
-    floored = price < floor
-    if floored.any():
-        notes.append(f"price: {int(floored.sum())} region-hours below {floor} USD/kWh floored to it")
-        price = np.maximum(price, floor)
+
+def _region_fields(spec: Spec, regions: list[str], rows: list[pd.Series], notes: list[str]) -> dict[str, Any]:
+    """The per-region fields: jurisdiction, queueing, the ``[T, R]`` hourly signals and capacity."""
+    per_region = _per_region_settings(spec, regions)
+    price = _price(spec, regions, rows, notes)
     carbon = _hourly_series(
         spec,
         "carbon_g_per_kwh",
@@ -467,13 +497,46 @@ def build_scenario(spec: Spec) -> Scenario:
     )
     T = price.shape[0]
     pue = np.broadcast_to(np.array([v["pue"] for v in per_region], dtype=np.float64), (T, len(regions)))
+    return {
+        "region_names": tuple(regions),
+        "region_country": tuple(str(row["country_iso2"]) for row in rows),
+        "region_continent": tuple(str(row["continent"]) for row in rows),
+        "region_in_eu": _readonly(np.array([bool(row["in_eu_eea"]) for row in rows])),
+        "region_adequacy": _readonly(np.array([bool(row["eu_adequacy_decision"]) for row in rows])),
+        "queue_ms": _readonly(np.array([v["queue_ms"] for v in per_region], dtype=np.float64)),
+        "price_usd_per_kwh": _readonly(price),
+        "carbon_g_per_kwh": _readonly(carbon),
+        "pue": _readonly(pue),
+        "capacity_gpu_s": _readonly(_capacity(spec, per_region, T)),
+    }
+
+
+def _price(spec: Spec, regions: list[str], rows: list[pd.Series], notes: list[str]) -> NDArray[np.float64]:
+    """``[T, R]`` energy price, USD/kWh, floored at ``[signals].price_floor_usd_per_kwh``."""
+    price_mwh = _hourly_series(
+        spec, "price_usd_per_mwh", regions, [row["hourly_price_zone"] for row in rows], notes, "price"
+    )
+    price = price_mwh / 1000.0
+    floor = float(spec["signals"]["price_floor_usd_per_kwh"])
+    floored = price < floor
+    if floored.any():
+        notes.append(f"price: {int(floored.sum())} region-hours below {floor} USD/kWh floored to it")
+        price = np.maximum(price, floor)
+    return price
+
+
+def _capacity(spec: Spec, per_region: list[dict[str, Any]], T: int) -> NDArray[np.float64]:
+    """``[T, R]`` GPU-seconds per slot: each region's GPUs times ``[capacity].scale``."""
     scale = float(spec["capacity"]["scale"])
     if not (math.isfinite(scale) and scale >= 0):
         raise ValueError(f"capacity.scale = {scale!r}: expected a finite number >= 0")
     gpus = np.array([v["num_gpus"] for v in per_region], dtype=np.float64)
-    capacity = np.broadcast_to(gpus * SLOT_S * scale, (T, len(regions)))
+    return np.broadcast_to(gpus * SLOT_S * scale, (T, len(per_region)))
 
-    # Service nodes: a node with traffic_share = 0 is dropped, so an override can remove it.
+
+def _service_nodes(spec: Spec, regions: list[str]) -> dict[str, dict[str, Any]]:
+    """The service nodes with traffic, checked (a node with traffic_share = 0 is dropped, so an override can
+    remove it)."""
     nodes = {n: e for n, e in spec["service_nodes"].items() if e["traffic_share"] != 0}
     for name, e in nodes.items():
         if not (math.isfinite(e["traffic_share"]) and e["traffic_share"] > 0):
@@ -485,10 +548,28 @@ def build_scenario(spec: Spec) -> Scenario:
             raise ValueError(f"service_nodes.{name}.utc_offset_h = {utc!r}: expected a finite number")
         if e["home"] not in regions:
             raise ValueError(f"service_nodes.{name}.home = {e['home']!r}: expected one of the regions {regions}")
-    node_rows = [_region_catalogue_row(juris, e["location"], f"service_nodes.{n}.location") for n, e in nodes.items()]
-    share = np.array([e["traffic_share"] for e in nodes.values()], dtype=np.float64)
+    return nodes
 
-    models = tuple(ModelClass(name=n, **e) for n, e in spec["models"].items())
+
+def _node_fields(
+    spec: Spec, regions: list[str], nodes: dict[str, dict[str, Any]], node_rows: list[pd.Series]
+) -> dict[str, Any]:
+    """The per-node fields: home region, jurisdiction, latencies, time zone, traffic share (sum 1)."""
+    share = np.array([e["traffic_share"] for e in nodes.values()], dtype=np.float64)
+    return {
+        "node_names": tuple(nodes),
+        "node_home_idx": _readonly(np.array([regions.index(e["home"]) for e in nodes.values()], dtype=np.int64)),
+        "node_country": tuple(str(row["country_iso2"]) for row in node_rows),
+        "node_in_eu": _readonly(np.array([bool(row["in_eu_eea"]) for row in node_rows])),
+        "node_rtt_ms": _readonly(_rtt(spec, [e["location"] for e in nodes.values()], regions)),
+        "node_client_ms": _readonly(np.array([e["client_latency_ms"] for e in nodes.values()], dtype=np.float64)),
+        "node_utc_offset_h": _readonly(np.array([e["utc_offset_h"] for e in nodes.values()], dtype=np.float64)),
+        "node_share": _readonly(share / share.sum()) if share.size else _readonly(share),
+    }
+
+
+def _workload_classes(spec: Spec, models: tuple[ModelClass, ...]) -> tuple[WorkloadClass, ...]:
+    """The workload classes with traffic (a class with share = 0 is dropped), each naming a known model."""
     model_idx = {m.name: j for j, m in enumerate(models)}
     classes = []
     for name, e in spec["workload_classes"].items():
@@ -512,9 +593,13 @@ def build_scenario(spec: Spec) -> Scenario:
                 overflow_usd=float(e["overflow_usd"]),
             )
         )
+    return tuple(classes)
 
-    w, f, wl = spec["weights"], spec["frictions"], spec["workload"]
-    cost = CostParams(
+
+def _cost_params(spec: Spec) -> CostParams:
+    """``[weights]`` and the friction multipliers of ``[frictions]``."""
+    w, f = spec["weights"], spec["frictions"]
+    return CostParams(
         alpha=w["alpha"],
         beta=w["beta"],
         gamma=w["gamma"],
@@ -525,7 +610,12 @@ def build_scenario(spec: Spec) -> Scenario:
         egress_mult=f["egress"],
         replica_mult=f["replica"],
     )
-    arrival = ArrivalProcess(
+
+
+def _arrival_process(spec: Spec) -> ArrivalProcess:
+    """``[workload]``: how tasks arrive."""
+    wl = spec["workload"]
+    return ArrivalProcess(
         kind=wl["arrival"],
         rate_per_h=wl["rate_per_h"],
         horizon_h=wl["horizon_h"],
@@ -540,74 +630,3 @@ def build_scenario(spec: Spec) -> Scenario:
         bursty_mean_low_h=wl["bursty_mean_low_h"],
         trace=wl["trace"],
     )
-    traces = {key.removeprefix("trace_"): _trace(spec, key) for key in spec["data"] if key.startswith("trace_")}
-
-    scenario = Scenario(
-        name=str(spec["name"]),
-        region_names=tuple(regions),
-        region_country=tuple(countries),
-        region_continent=tuple(str(row["continent"]) for row in rows),
-        region_in_eu=_readonly(np.array([bool(row["in_eu_eea"]) for row in rows])),
-        region_adequacy=_readonly(np.array([bool(row["eu_adequacy_decision"]) for row in rows])),
-        queue_ms=_readonly(np.array([v["queue_ms"] for v in per_region], dtype=np.float64)),
-        node_names=tuple(nodes),
-        node_home_idx=_readonly(np.array([regions.index(e["home"]) for e in nodes.values()], dtype=np.int64)),
-        node_country=tuple(str(row["country_iso2"]) for row in node_rows),
-        node_in_eu=_readonly(np.array([bool(row["in_eu_eea"]) for row in node_rows])),
-        node_rtt_ms=_readonly(_rtt(spec, [e["location"] for e in nodes.values()], regions)),
-        node_client_ms=_readonly(np.array([e["client_latency_ms"] for e in nodes.values()], dtype=np.float64)),
-        node_utc_offset_h=_readonly(np.array([e["utc_offset_h"] for e in nodes.values()], dtype=np.float64)),
-        node_share=_readonly(share / share.sum()) if share.size else _readonly(share),
-        first_hour=int(spec["signals"]["first_hour"]),
-        random_start=bool(spec["signals"]["random_start"]),
-        price_usd_per_kwh=_readonly(price),
-        carbon_g_per_kwh=_readonly(carbon),
-        pue=_readonly(pue),
-        capacity_gpu_s=_readonly(capacity),
-        transfer_usd_per_gb=_readonly(_transfer_matrix(spec, regions, countries, juris)),
-        models=models,
-        classes=tuple(classes),
-        cost=cost,
-        replica_window_h=int(f["replica_window_h"]),
-        bytes_per_token=float(f["bytes_per_token"]),
-        residency_mode=str(spec["legal"]["residency_mode"]),
-        arrival=arrival,
-        traces=traces,
-        spec=spec,
-        notes=tuple(notes),
-    )
-    _check_every_class_can_run(scenario)
-    return scenario
-
-
-def _check_every_class_can_run(s: Scenario) -> None:
-    """Reject a class that some node could send with no legal region within its largest budget.
-
-    A task's budget is its latency at home plus its slack (see :mod:`envs.workload`), so region i is
-    reachable when its extra network and queueing latency over home fits in the class's largest slack
-    for some number of rounds. The extra latency is linear in the rounds, so the extremes decide: a
-    region nearer than home but with a longer queue is reachable only with the most rounds.
-    """
-    allowed = residency_allowed(
-        s.residency_mode, s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
-    )  # [N, 3, R]
-    home = s.node_home_idx
-    for c in s.classes:
-        slack = c.slack_ms[1] * s.arrival.slack_scale + s.arrival.slack_add_ms
-        reachable = np.zeros((s.num_nodes, s.num_regions), dtype=bool)
-        for rounds in set(c.rounds):
-            extra = rounds * (s.node_rtt_ms - s.node_rtt_ms[np.arange(s.num_nodes), home][:, None]) + (
-                s.queue_ms[None, :] - s.queue_ms[home][:, None]
-            )  # [N, R]
-            reachable |= extra <= slack + 1e-9
-        for r, share in enumerate(c.residency):
-            if share == 0:
-                continue
-            ok = (allowed[:, r, :] & reachable).any(axis=1)
-            if not ok.all():
-                node = s.node_names[int(np.argmin(ok))]
-                raise ValueError(
-                    f"workload_classes.{c.name}: {RESIDENCY_CLASSES[r]} tasks from service node {node!r} have no "
-                    f"region they could ever run in (residency mode {s.residency_mode!r}, largest slack {slack} ms): "
-                    "expected at least one legal region within the latency budget"
-                )

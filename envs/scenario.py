@@ -1,8 +1,10 @@
 """The static placement problem: regions, service nodes, hourly signals, models, workload classes.
 
-A :class:`Scenario` is immutable. Build it with :meth:`Scenario.default` (real 2023 data packaged in
-``envs/data``) or :meth:`Scenario.from_toml` (the default with a user file's overrides). Every check
-raises ``ValueError`` naming the field, the value and what was expected.
+A :class:`Scenario` is immutable. Name one with :meth:`Scenario.load` (a registered name such as
+``"default"`` or ``"contended"``, or a TOML path), or build it with :meth:`Scenario.default` (real 2023
+data packaged in ``envs/data``) or :meth:`Scenario.from_toml` (the default with a user file's overrides).
+Every check raises ``ValueError`` naming the field, the value and what was expected. The parts of a
+scenario (models, workload classes, the arrival process, cost weights) live in :mod:`envs.params`.
 """
 
 from __future__ import annotations
@@ -11,196 +13,42 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from envs import loader
 from envs import spec as spec_mod
-from envs.spec import Spec
+from envs.costs import residency_allowed
+from envs.params import (
+    ARRIVAL_KINDS,
+    RESIDENCY_CLASSES,
+    RESIDENCY_MODES,
+    SLOT_S,
+    ArrivalProcess,
+    CostParams,
+    ModelClass,
+    TokenTrace,
+    WorkloadClass,
+    _check_array,
+    _positive,
+    _require,
+)
+from envs.spec import NAMED_SCENARIOS, Spec
 
-RESIDENCY_CLASSES = ("global", "regional", "domestic")
-RESIDENCY_MODES = ("off", "strict", "adequacy")
-ARRIVAL_KINDS = ("poisson", "diurnal", "bursty", "trace")
-SLOT_S = 3600.0  # one signal / capacity slot is one hour
-
-
-def _readonly(a: NDArray[Any]) -> NDArray[Any]:
-    a = np.ascontiguousarray(a)
-    a.setflags(write=False)
-    return a
-
-
-def _require(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"{name} = {value!r}: expected {expected}")
-
-
-def _finite_nonneg(name: str, value: float) -> None:
-    _require(
-        isinstance(value, int | float) and math.isfinite(value) and value >= 0, name, value, "a finite number >= 0"
-    )
-
-
-def _positive(name: str, value: float) -> None:
-    _require(isinstance(value, int | float) and math.isfinite(value) and value > 0, name, value, "a finite number > 0")
-
-
-def _check_array(name: str, a: NDArray[Any], shape: tuple[int, ...], nonneg: bool = True) -> None:
-    if a.shape != shape:
-        raise ValueError(f"{name} has shape {a.shape}: expected {shape}")
-    bad = ~np.isfinite(a) | (a < 0) if nonneg else ~np.isfinite(a)
-    if bad.any():
-        idx = tuple(int(j) for j in np.argwhere(bad)[0])
-        raise ValueError(f"{name}{list(idx)} = {a[idx].item()!r}: expected a finite number{' >= 0' if nonneg else ''}")
-
-
-@dataclass(frozen=True, slots=True)
-class CostParams:
-    """Objective weights and friction multipliers (dimensionless unless a unit is named)."""
-
-    alpha: float = 1.0  # energy cost weight
-    beta: float = 1.0  # carbon cost weight
-    gamma: float = 1.0  # delay penalty weight
-    eta: float = 1.0  # migration friction weight (state, egress, replica)
-    carbon_price_usd_per_t: float = 100.0  # USD per tonne CO2
-    state_mult: float = 1.0  # state-transfer fees
-    cache_mult: float = 1.0  # recomputed KV-cache prefill (energy, GPU time, latency)
-    egress_mult: float = 1.0  # response egress fees
-    replica_mult: float = 1.0  # warm-replica fixed charges
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            _finite_nonneg(f"CostParams.{name}", getattr(self, name))
-
-
-@dataclass(frozen=True, slots=True)
-class ModelClass:
-    """A served model: per-token compute (amortised per GPU), power, first-token latency, replica charge."""
-
-    name: str
-    prefill_tokens_per_gpu_s: float  # tokens / GPU-second
-    decode_tokens_per_gpu_s: float  # tokens / GPU-second
-    gpu_power_w: float  # W per busy GPU
-    ttft_base_ms: float  # ms
-    prefill_ms_per_token: float  # ms / context token
-    replica_usd: float  # USD per (region, replica window) where no permanent replica exists
-    warm_at_home: bool  # permanently deployed at every service node's home region
-
-    def __post_init__(self) -> None:
-        for name in ("prefill_tokens_per_gpu_s", "decode_tokens_per_gpu_s", "gpu_power_w"):
-            _positive(f"models.{self.name}.{name}", getattr(self, name))
-        for name in ("ttft_base_ms", "prefill_ms_per_token", "replica_usd"):
-            _finite_nonneg(f"models.{self.name}.{name}", getattr(self, name))
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadClass:
-    """A class of inference tasks (see ``default.toml`` for the meaning of each field)."""
-
-    name: str
-    share: float  # relative weight of the class in the traffic
-    model_idx: int
-    tokens: str  # name of the token trace the counts are resampled from
-    slack_ms: tuple[float, float]  # latency slack above the home latency, uniform [low, high], ms
-    rounds: tuple[int, int]  # service<->compute round trips, uniform integers [low, high]
-    cached_share: float  # share of context held as KV cache at home
-    state_kb: float  # kB per request shipped besides the prompt
-    residency: tuple[float, float, float]  # shares of global / regional / domestic tasks
-    delay_usd_per_s: float  # USD per request per second of latency
-    overflow_usd: float  # USD per request when not served
-
-    def __post_init__(self) -> None:
-        p = f"workload_classes.{self.name}"
-        _finite_nonneg(f"{p}.share", self.share)
-        lo, hi = self.slack_ms
-        _require(
-            math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi,
-            f"{p}.slack_ms",
-            list(self.slack_ms),
-            "[low, high] with 0 <= low <= high",
-        )
-        rlo, rhi = self.rounds
-        _require(1 <= rlo <= rhi, f"{p}.rounds", list(self.rounds), "[low, high] integers with 1 <= low <= high")
-        _require(0.0 <= self.cached_share <= 1.0, f"{p}.cached_share", self.cached_share, "a number in [0, 1]")
-        for name in ("state_kb", "delay_usd_per_s", "overflow_usd"):
-            _finite_nonneg(f"{p}.{name}", getattr(self, name))
-        for r, s in zip(RESIDENCY_CLASSES, self.residency, strict=True):
-            _finite_nonneg(f"{p}.residency.{r}", s)
-        _require(sum(self.residency) > 0, f"{p}.residency", self.residency, "shares with a positive sum")
-
-
-@dataclass(frozen=True, slots=True)
-class ArrivalProcess:
-    """How tasks arrive (see ``default.toml``). Rates in tasks per hour, times in hours."""
-
-    kind: str
-    rate_per_h: float
-    horizon_h: float
-    requests_per_task: int
-    slack_scale: float
-    slack_add_ms: float
-    diurnal_amplitude: float
-    diurnal_peak_local_h: float
-    bursty_high_factor: float
-    bursty_low_factor: float
-    bursty_mean_high_h: float
-    bursty_mean_low_h: float
-    trace: str
-
-    def __post_init__(self) -> None:
-        _require(self.kind in ARRIVAL_KINDS, "workload.arrival", self.kind, f"one of {ARRIVAL_KINDS}")
-        _positive("workload.rate_per_h", self.rate_per_h)
-        _positive("workload.horizon_h", self.horizon_h)
-        _require(
-            isinstance(self.requests_per_task, int) and self.requests_per_task >= 1,
-            "workload.requests_per_task",
-            self.requests_per_task,
-            "an integer >= 1",
-        )
-        _finite_nonneg("workload.slack_scale", self.slack_scale)
-        _finite_nonneg("workload.slack_add_ms", self.slack_add_ms)
-        _require(
-            0.0 <= self.diurnal_amplitude <= 1.0,
-            "workload.diurnal_amplitude",
-            self.diurnal_amplitude,
-            "a number in [0, 1]",
-        )
-        _require(
-            math.isfinite(self.diurnal_peak_local_h),
-            "workload.diurnal_peak_local_h",
-            self.diurnal_peak_local_h,
-            "a finite hour",
-        )
-        for name in ("bursty_high_factor", "bursty_low_factor", "bursty_mean_high_h", "bursty_mean_low_h"):
-            _positive(f"workload.{name}", getattr(self, name))
-
-
-@dataclass(frozen=True, slots=True)
-class TokenTrace:
-    """A replayable request trace: arrival offsets (s from the first request) and token counts."""
-
-    name: str
-    offset_s: NDArray[np.float64]  # [n] seconds since the first request, non-decreasing
-    context_tokens: NDArray[np.int64]  # [n]
-    generated_tokens: NDArray[np.int64]  # [n]
-
-    def __post_init__(self) -> None:
-        n = self.offset_s.shape[0]
-        _require(n >= 2, f"trace {self.name}", n, "at least 2 requests")
-        _check_array(f"trace {self.name}.context_tokens", self.context_tokens, (n,))
-        _check_array(f"trace {self.name}.generated_tokens", self.generated_tokens, (n,))
-        _check_array(f"trace {self.name}.offset_s", self.offset_s, (n,))
-        _require(
-            bool(np.all(np.diff(self.offset_s) >= 0)),
-            f"trace {self.name}.offset_s",
-            "unsorted",
-            "non-decreasing timestamps",
-        )
-
-    @property
-    def span_s(self) -> float:
-        return float(self.offset_s[-1] - self.offset_s[0])
+__all__ = [  # the parameter types are re-exported: ``from envs.scenario import CostParams`` keeps working
+    "ARRIVAL_KINDS",
+    "NAMED_SCENARIOS",
+    "RESIDENCY_CLASSES",
+    "RESIDENCY_MODES",
+    "SLOT_S",
+    "ArrivalProcess",
+    "CostParams",
+    "ModelClass",
+    "Scenario",
+    "TokenTrace",
+    "WorkloadClass",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -302,6 +150,41 @@ class Scenario:
 
     # ---------------------------------------------------------------------------- constructors
     @classmethod
+    def load(cls, source: Scenario | str | Path | None = None) -> Scenario:
+        """The scenario ``source`` names: the one way to name a scenario in geoinfer.
+
+        * a :class:`Scenario`: returned as is;
+        * ``None`` or ``"default"``: :meth:`default`;
+        * another registered name (a key of :data:`envs.spec.NAMED_SCENARIOS`, e.g. ``"contended"``):
+          its packaged TOML file, as :meth:`from_toml` reads it;
+        * a path to a TOML file (``str`` or :class:`~pathlib.Path`): :meth:`from_toml`.
+
+        A ``str`` is a registered name first, else a path; a ``Path`` is always a path. Anything else,
+        or a ``str`` / ``Path`` that is neither a registered name nor an existing file, raises
+        ``ValueError`` naming the value and listing the registered names; a file that is not a valid
+        scenario raises :meth:`from_toml`'s ``ValueError``.
+        """
+        if source is None:
+            return cls.default()
+        if isinstance(source, Scenario):
+            return source
+        names = ", ".join(repr(n) for n in NAMED_SCENARIOS)
+        if not isinstance(source, str | Path):
+            raise ValueError(
+                f"scenario = {source!r}: expected a Scenario, None, a registered name ({names}) "
+                "or the path of a TOML file"
+            )
+        if isinstance(source, str) and source in NAMED_SCENARIOS:
+            # The default's file is the base every TOML overrides: its scenario is the default itself.
+            return cls.default() if source == "default" else cls.from_toml(NAMED_SCENARIOS[source])
+        if not Path(source).is_file():
+            raise ValueError(
+                f"scenario = {source!r}: neither a registered name ({names}) nor an existing file: expected "
+                "one of those names or the path of a TOML file"
+            )
+        return cls.from_toml(source)
+
+    @classmethod
     def default(cls) -> Scenario:
         """The real-data default scenario (``envs/data/default.toml``), loaded from packaged files only."""
         return cls.from_spec(spec_mod.default_spec())
@@ -323,7 +206,41 @@ class Scenario:
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Scenario:
-        """Build from a complete, merged specification (see :mod:`envs.spec`)."""
-        from envs.loader import build_scenario
+        """Build from a complete, merged specification (see :mod:`envs.spec`); the data files it names are
+        read by :mod:`envs.loader`."""
+        scenario = cls(**loader.scenario_fields(spec), spec=spec)
+        _check_every_class_can_run(scenario)
+        return scenario
 
-        return build_scenario(spec)
+
+def _check_every_class_can_run(s: Scenario) -> None:
+    """Reject a class that some node could send with no legal region within its largest budget.
+
+    A task's budget is its latency at home plus its slack (see :mod:`envs.workload`), so region i is
+    reachable when its extra network and queueing latency over home fits in the class's largest slack
+    for some number of rounds. The extra latency is linear in the rounds, so the extremes decide: a
+    region nearer than home but with a longer queue is reachable only with the most rounds.
+    """
+    allowed = residency_allowed(
+        s.residency_mode, s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
+    )  # [N, 3, R]
+    home = s.node_home_idx
+    for c in s.classes:
+        slack = c.slack_ms[1] * s.arrival.slack_scale + s.arrival.slack_add_ms
+        reachable = np.zeros((s.num_nodes, s.num_regions), dtype=bool)
+        for rounds in set(c.rounds):
+            extra = rounds * (s.node_rtt_ms - s.node_rtt_ms[np.arange(s.num_nodes), home][:, None]) + (
+                s.queue_ms[None, :] - s.queue_ms[home][:, None]
+            )  # [N, R]
+            reachable |= extra <= slack + 1e-9
+        for r, share in enumerate(c.residency):
+            if share == 0:
+                continue
+            ok = (allowed[:, r, :] & reachable).any(axis=1)
+            if not ok.all():
+                node = s.node_names[int(np.argmin(ok))]
+                raise ValueError(
+                    f"workload_classes.{c.name}: {RESIDENCY_CLASSES[r]} tasks from service node {node!r} have no "
+                    f"region they could ever run in (residency mode {s.residency_mode!r}, largest slack {slack} ms): "
+                    "expected at least one legal region within the latency budget"
+                )

@@ -27,6 +27,12 @@ def data_dir() -> Path:
     return Path(str(resources.files("envs") / "data"))
 
 
+# The registry of named scenarios: name -> packaged TOML file in ``envs/data``. :meth:`envs.Scenario.load`
+# (and so every ``--scenario`` option and ``scenario =`` setting) accepts these names; a benchmark task is
+# added by packaging its TOML file and adding one entry here. "default" is the base every TOML overrides.
+NAMED_SCENARIOS: dict[str, Path] = {name: data_dir() / f"{name}.toml" for name in ("default", "contended")}
+
+
 def default_spec() -> Spec:
     """The default scenario as a nested dict, read from the packaged ``default.toml``."""
     with open(data_dir() / "default.toml", "rb") as f:

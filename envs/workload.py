@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from envs.costs import home_latency_ms, residency_allowed, static_mask
 from envs.instance import Instance
-from envs.scenario import Scenario, _readonly
+from envs.params import _readonly
+from envs.scenario import Scenario
 
 
 def _categorical(rng: np.random.Generator, probs: NDArray[np.float64], size: int) -> NDArray[np.int64]:
@@ -246,9 +248,35 @@ def _sample(
     seed: int | None = None,
 ) -> Instance:
     """The draws of :func:`sample_instance`, arguments checked; ``captive_per_task`` ``None`` leaves the
-    captive forecast at 0 (the calibration sample that estimates it)."""
-    a, S = s.arrival, math.ceil(H)
-    # --- arrivals: times (h since start) and nodes
+    captive forecast at 0 (the calibration sample that estimates it). The draws are made in a fixed
+    order (arrivals, class attributes, token counts), so a seed always gives the same episode."""
+    times, nodes, trace_rows = _arrivals(s, rng, K, H, hour0)
+    cls, residency, rounds, slack = _class_draws(s, rng, times.size)
+    context, generated = _token_counts(s, rng, cls, trace_rows)
+    inst = Instance(
+        arrival_h=_readonly(times),
+        slot_idx=_readonly(np.minimum(np.floor(times), math.ceil(H) - 1).astype(np.int64)),
+        node_idx=_readonly(nodes.astype(np.int64)),
+        home_idx=_readonly(s.node_home_idx[nodes]),
+        class_idx=_readonly(cls),
+        residency_idx=_readonly(residency),
+        budget_ms=_readonly(np.zeros(times.size)),  # set below from the home latency
+        rounds=_readonly(rounds),
+        **_task_physics(s, cls, context, generated),
+        **_episode_arrays(s, H, hour0, K, captive_per_task),
+        scenario_name=s.name,
+        seed=seed,
+        horizon_h=float(H),
+    )
+    return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
+
+
+def _arrivals(
+    s: Scenario, rng: np.random.Generator, K: int | None, H: float, hour0: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64] | None]:
+    """Arrival times (h since the start, sorted), their service nodes, and for ``trace`` the replayed trace
+    rows (else ``None``)."""
+    a = s.arrival
     trace_rows = None
     if a.kind == "poisson":
         n_tasks = int(rng.poisson(a.rate_per_h * H)) if K is None else K
@@ -261,14 +289,16 @@ def _sample(
         times, trace_rows = _trace(s, rng, H, K)
         nodes = _categorical(rng, s.node_share, times.size)
     order = np.argsort(times, kind="stable")
-    times, nodes = times[order], nodes[order]
-    if trace_rows is not None:
-        trace_rows = trace_rows[order]
-    n = times.size
+    return times[order], nodes[order], None if trace_rows is None else trace_rows[order]
 
-    # --- task attributes, per class
+
+def _class_draws(
+    s: Scenario, rng: np.random.Generator, n: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Each task's workload class, and from the class its residency class, round trips and latency slack
+    (ms, times ``slack_scale`` plus ``slack_add_ms``)."""
+    a = s.arrival
     cls = _categorical(rng, np.array([c.share for c in s.classes]), n)
-    model = np.array([c.model_idx for c in s.classes], dtype=np.int64)[cls]
     res_cum = np.cumsum(np.array([c.residency for c in s.classes]), axis=1)
     res_cum /= res_cum[:, -1:]
     # min(): the last cumulative share is 1.0 up to rounding, never below a uniform draw's range
@@ -277,92 +307,102 @@ def _sample(
     rounds = rlo[cls] + np.floor(rng.random(n) * (rhi - rlo + 1)[cls]).astype(np.int64)
     slo, shi = (np.array([c.slack_ms[j] for c in s.classes]) for j in (0, 1))
     slack = (slo[cls] + rng.random(n) * (shi - slo)[cls]) * a.slack_scale + a.slack_add_ms
+    return cls, residency, rounds, slack
 
-    context = np.zeros(n, dtype=np.int64)
-    generated = np.zeros(n, dtype=np.int64)
+
+def _token_counts(
+    s: Scenario, rng: np.random.Generator, cls: NDArray[np.int64], trace_rows: NDArray[np.int64] | None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Context and generated tokens per request: resampled from each class's token trace, or the replayed
+    request's when the class draws from the trace being replayed."""
+    context = np.zeros(cls.size, dtype=np.int64)
+    generated = np.zeros(cls.size, dtype=np.int64)
     for j, c in enumerate(s.classes):  # loop over classes, vectorised over their tasks
         idx = np.flatnonzero(cls == j)
         tr = s.traces[c.tokens]
         rows = rng.integers(0, tr.offset_s.size, idx.size)
-        if trace_rows is not None and c.tokens == a.trace:
+        if trace_rows is not None and c.tokens == s.arrival.trace:
             rows = trace_rows[idx]
         context[idx], generated[idx] = tr.context_tokens[rows], tr.generated_tokens[rows]
+    return context, generated
 
-    # --- per-request physics, then cohorts
+
+def _task_physics(
+    s: Scenario, cls: NDArray[np.int64], context: NDArray[np.int64], generated: NDArray[np.int64]
+) -> dict[str, Any]:
+    """The per-task fields of :class:`Instance` that follow from the class and token counts: model, cohort
+    size, GPU time, energy, first-token time (with and without the cache), bytes moved and charges."""
     m = s.models
+    model = np.array([c.model_idx for c in s.classes], dtype=np.int64)[cls]
     prefill_tps = np.array([x.prefill_tokens_per_gpu_s for x in m])[model]
     decode_tps = np.array([x.decode_tokens_per_gpu_s for x in m])[model]
     power_kw = np.array([x.gpu_power_w for x in m])[model] / 1000.0
     ms_per_tok = np.array([x.prefill_ms_per_token for x in m])[model]
     cached = context * np.array([c.cached_share for c in s.classes])[cls]
     fresh = context - cached
-    req = a.requests_per_task
+    req = s.arrival.requests_per_task
     gpu_s_req = fresh / prefill_tps + generated / decode_tps
     cache_gpu_s_req = cached / prefill_tps
     state_kb = np.array([c.state_kb for c in s.classes])[cls]
+    return {
+        "model_idx": _readonly(model),
+        "requests": _readonly(np.full(cls.size, req, dtype=np.int64)),
+        "context_tokens": _readonly(context),
+        "generated_tokens": _readonly(generated),
+        "gpu_s": _readonly(req * gpu_s_req),
+        "energy_kwh": _readonly(req * gpu_s_req * power_kw / 3600.0),
+        "inference_ms": _readonly(np.array([x.ttft_base_ms for x in m])[model] + fresh * ms_per_tok),
+        "cache_gpu_s": _readonly(req * cache_gpu_s_req),
+        "cache_kwh": _readonly(req * cache_gpu_s_req * power_kw / 3600.0),
+        "cache_ms": _readonly(cached * ms_per_tok),
+        "state_gb": _readonly(req * (context * s.bytes_per_token + state_kb * 1000.0) / 1e9),
+        "response_gb": _readonly(req * generated * s.bytes_per_token / 1e9),
+        "delay_usd_per_ms": _readonly(np.array([c.delay_usd_per_s for c in s.classes])[cls] * req / 1000.0),
+        "overflow_usd": _readonly(np.array([c.overflow_usd for c in s.classes])[cls] * req),
+    }
 
-    R, M = s.num_regions, len(m)
+
+def _episode_arrays(
+    s: Scenario, H: float, hour0: int, K: int | None, captive_per_task: NDArray[np.float64] | None
+) -> dict[str, Any]:
+    """The per-episode fields of :class:`Instance`: the scenario's slice of ``ceil(H)`` slots from
+    ``hour0`` (a last partial hour holding its share of the capacity), its static arrays, the two demand
+    forecasts, and the scalars and names."""
+    S, R, M = math.ceil(H), s.num_regions, len(s.models)
     permanent = np.zeros((R, M), dtype=bool)
-    warm = np.array([x.warm_at_home for x in m])
+    warm = np.array([x.warm_at_home for x in s.models])
     permanent[np.unique(s.node_home_idx)[:, None], np.flatnonzero(warm)[None, :]] = True
     rows_t = slice(hour0 - s.first_hour, hour0 - s.first_hour + S)
     capacity = np.array(s.capacity_gpu_s[rows_t])
     capacity[-1] *= H - (S - 1)  # a last partial hour holds that share of the slot's GPU-seconds
-
-    inst = Instance(
-        arrival_h=_readonly(times),
-        slot_idx=_readonly(np.minimum(np.floor(times), S - 1).astype(np.int64)),
-        node_idx=_readonly(nodes.astype(np.int64)),
-        home_idx=_readonly(s.node_home_idx[nodes]),
-        class_idx=_readonly(cls),
-        model_idx=_readonly(model),
-        residency_idx=_readonly(residency),
-        budget_ms=_readonly(np.zeros(n)),  # set below from the home latency
-        rounds=_readonly(rounds),
-        requests=_readonly(np.full(n, req, dtype=np.int64)),
-        context_tokens=_readonly(context),
-        generated_tokens=_readonly(generated),
-        gpu_s=_readonly(req * gpu_s_req),
-        energy_kwh=_readonly(req * gpu_s_req * power_kw / 3600.0),
-        inference_ms=_readonly(np.array([x.ttft_base_ms for x in m])[model] + fresh * ms_per_tok),
-        cache_gpu_s=_readonly(req * cache_gpu_s_req),
-        cache_kwh=_readonly(req * cache_gpu_s_req * power_kw / 3600.0),
-        cache_ms=_readonly(cached * ms_per_tok),
-        state_gb=_readonly(req * (context * s.bytes_per_token + state_kb * 1000.0) / 1e9),
-        response_gb=_readonly(req * generated * s.bytes_per_token / 1e9),
-        delay_usd_per_ms=_readonly(np.array([c.delay_usd_per_s for c in s.classes])[cls] * req / 1000.0),
-        overflow_usd=_readonly(np.array([c.overflow_usd for c in s.classes])[cls] * req),
-        price_usd_per_kwh=_readonly(s.price_usd_per_kwh[rows_t]),
-        carbon_g_per_kwh=_readonly(s.carbon_g_per_kwh[rows_t]),
-        pue=_readonly(s.pue[rows_t]),
-        capacity_gpu_s=_readonly(capacity),
-        node_rtt_ms=s.node_rtt_ms,
-        node_client_ms=s.node_client_ms,
-        queue_ms=s.queue_ms,
-        transfer_usd_per_gb=s.transfer_usd_per_gb,
-        residency_ok=_readonly(
+    return {
+        "price_usd_per_kwh": _readonly(s.price_usd_per_kwh[rows_t]),
+        "carbon_g_per_kwh": _readonly(s.carbon_g_per_kwh[rows_t]),
+        "pue": _readonly(s.pue[rows_t]),
+        "capacity_gpu_s": _readonly(capacity),
+        "node_rtt_ms": s.node_rtt_ms,
+        "node_client_ms": s.node_client_ms,
+        "queue_ms": s.queue_ms,
+        "transfer_usd_per_gb": s.transfer_usd_per_gb,
+        "residency_ok": _readonly(
             residency_allowed(
                 s.residency_mode, s.node_country, s.node_in_eu, s.region_country, s.region_in_eu, s.region_adequacy
             )
         ),
-        replica_usd=_readonly(np.array([x.replica_usd for x in m])),
-        permanent_replica=_readonly(permanent),
-        arrival_rate_per_h=_readonly(forecast_rate_per_h(s, H, hour0, K)),
-        captive_gpu_s_per_h=_readonly(
+        "replica_usd": _readonly(np.array([x.replica_usd for x in s.models])),
+        "permanent_replica": _readonly(permanent),
+        "arrival_rate_per_h": _readonly(forecast_rate_per_h(s, H, hour0, K)),
+        "captive_gpu_s_per_h": _readonly(
             np.zeros((S, R)) if captive_per_task is None else forecast_rate_per_h(s, H, hour0, K, captive_per_task)
         ),
-        replica_window_h=s.replica_window_h,
-        start_hour=hour0,
-        cost=s.cost,
-        region_names=s.region_names,
-        node_names=s.node_names,
-        class_names=tuple(c.name for c in s.classes),
-        model_names=tuple(x.name for x in m),
-        scenario_name=s.name,
-        seed=seed,
-        horizon_h=float(H),
-    )
-    return inst.replace(budget_ms=_readonly(home_latency_ms(inst) + slack))
+        "replica_window_h": s.replica_window_h,
+        "start_hour": hour0,
+        "cost": s.cost,
+        "region_names": s.region_names,
+        "node_names": s.node_names,
+        "class_names": tuple(c.name for c in s.classes),
+        "model_names": tuple(x.name for x in s.models),
+    }
 
 
 def sample_episode(

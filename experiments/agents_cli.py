@@ -76,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         milp_module,
         summarise,
     )
-    from agents.train import resolve_named_scenario
+    from envs.scenario import Scenario
 
     agent = Agent.load(args.model, algo=args.algo)
     scenario_name = args.scenario
@@ -90,7 +90,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             None,
         )
         scenario_name = json.loads(cfg.read_text())["scenario"] if cfg is not None else "default"
-    scenario = resolve_named_scenario(scenario_name)
+    scenario = Scenario.load(scenario_name)
     instances = evaluation_instances(scenario, evaluation_seeds(args.seed, args.episodes), args.tasks)
     if milp_module() is None and not (args.no_oracle and args.no_rolling):
         print("note: baselines.milp is not importable: no oracle or rolling-MILP rows, regret is NaN")

@@ -44,7 +44,8 @@ from agents.evaluate import (
     milp_module,
     summarise,
 )
-from agents.train import TrainConfig, TrainResult, resolve_named_scenario, train
+from agents.train import TrainConfig, TrainResult, train
+from envs.scenario import Scenario
 from experiments.agents_cli import hyperparam
 
 TARGET_REGRET = {"contended": 0.05, "default": 0.03}
@@ -124,7 +125,7 @@ def judge(table: pd.DataFrame, episodes: pd.DataFrame, agent: str, scenario: str
 
 
 def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    scenario = resolve_named_scenario(name)
+    scenario = Scenario.load(name)
     runs: dict[str, TrainResult] = {}
     for policy in ("region", "mlp") if args.compare_mlp else ("region",):
         folder = out / f"{name}_{policy}"

@@ -23,10 +23,6 @@ from envs import RESIDENCY_CLASSES, Scenario, check_plan_feasible, evaluate_plan
 from envs.instance import Instance
 
 
-def load_scenario(config: str | None) -> Scenario:
-    return Scenario.default() if config is None else Scenario.from_toml(config)
-
-
 def scenario_table(s: Scenario) -> pd.DataFrame:
     """One row per compute region: where it is, its mean signals and capacity."""
     homes = {s.region_names[i] for i in s.node_home_idx}
@@ -112,7 +108,7 @@ def compare_policies(inst: Instance, seed: int) -> pd.DataFrame:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    s = load_scenario(args.config)
+    s = Scenario.load(args.config)
     print_scenario(s)
     print()
     t = time.perf_counter()
@@ -141,12 +137,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    print_scenario(load_scenario(args.config))
+    print_scenario(Scenario.load(args.config))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    inst = sample_instance(load_scenario(args.config), seed=args.seed, num_tasks=args.tasks)
+    inst = sample_instance(Scenario.load(args.config), seed=args.seed, num_tasks=args.tasks)
     inst.save(args.out)
     print(f"wrote {args.out}: {inst.num_tasks} tasks, seed {args.seed}")
     return 0
@@ -160,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", metavar="FILE", help="scenario TOML overriding the default")
+        p.add_argument(
+            "--config", metavar="FILE", help="scenario TOML overriding the default, or a name: default, contended"
+        )
         p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
         p.add_argument("--tasks", type=int, default=None, help="tasks in the episode (default: Poisson)")
 
@@ -175,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frontier-tasks", type=int, default=400, metavar="N", help="tasks of the frontier episode")
     demo.set_defaults(func=cmd_demo)
     scen = sub.add_parser("scenario", help="print a scenario's regions, signals and workload")
-    scen.add_argument("--config", metavar="FILE", help="scenario TOML overriding the default")
+    scen.add_argument(
+        "--config", metavar="FILE", help="scenario TOML overriding the default, or a name: default, contended"
+    )
     scen.set_defaults(func=cmd_scenario)
     sample = sub.add_parser("sample", help="sample an episode and save it (.npz) for replay")
     common(sample)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from envs import Instance, Scenario, metrics, residency_allowed, sample_instance, static_mask
+from envs import NAMED_SCENARIOS, Instance, Scenario, metrics, residency_allowed, sample_instance, static_mask
 
 EXPERIMENTS = ("frontier", "frictions", "legal", "capacity", "layers")
 CONFIG_DIR = Path(str(resources.files("experiments") / "configs"))
@@ -39,7 +39,7 @@ class ExperimentConfig:
 
     name: str
     levels: tuple[Any, ...]  # the swept setting values
-    scenario: str = "default"  # "default" or a scenario TOML path
+    scenario: str = "default"  # a registered name ("default", "contended") or a TOML path: Scenario.load
     num_tasks: int = 2000  # tasks per episode
     seeds: int = 3  # episodes per setting: seeds 0 .. seeds-1
     policies: tuple[str, ...] = ("oracle", *HEURISTIC_NAMES)
@@ -104,7 +104,7 @@ def load_config(
                 f"--config {str(path)!r}: unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
             )
         scen = override.get("scenario", "default")
-        if isinstance(scen, str) and scen != "default" and not Path(scen).is_absolute():
+        if isinstance(scen, str) and scen not in NAMED_SCENARIOS and not Path(scen).is_absolute():
             override["scenario"] = str((p.parent / scen).resolve())
         values.update(override)
     if quick:
@@ -122,10 +122,6 @@ def load_config(
         return ExperimentConfig(name=name, **values)
     except TypeError as exc:
         raise ValueError(f"experiment {name}: bad config: {exc}") from exc
-
-
-def load_scenario(cfg: ExperimentConfig) -> Scenario:
-    return Scenario.default() if cfg.scenario == "default" else Scenario.from_toml(cfg.scenario)
 
 
 def cheap_clean_regions(s: Scenario, k: int = 2) -> tuple[str, ...]:
@@ -195,7 +191,7 @@ def solve_policies(cfg: ExperimentConfig, inst: Instance, seed: int) -> dict[str
 
 def run_job(cfg: ExperimentConfig, level: Any, seed: int) -> list[dict[str, Any]]:
     """All policies on one (setting, seed): the rows of the tidy table."""
-    scenario = load_scenario(cfg)
+    scenario = Scenario.load(cfg.scenario)
     base = sample_instance(scenario, seed=seed, num_tasks=cfg.num_tasks)
     inst = apply_setting(cfg, scenario, base, level)
     solved = solve_policies(cfg, inst, seed)
@@ -278,7 +274,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     """Run every (setting, seed) job, write ``<name>.csv`` and figures into ``out``; return the table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    load_scenario(cfg)  # a bad scenario fails here, once, before any worker starts
+    Scenario.load(cfg.scenario)  # a bad scenario fails here, once, before any worker starts
     jobs = [(level, seed) for level in cfg.levels for seed in range(cfg.seeds)]
     rows: list[dict[str, Any]] = []
     t = time.perf_counter()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs import Scenario, evaluate_plan, sample_instance
+from envs import NAMED_SCENARIOS, Scenario, evaluate_plan, sample_instance
 from envs import loader as loader_mod
 from envs import spec as spec_mod
 
@@ -682,3 +682,112 @@ def test_a_new_class_must_give_its_whole_residency_table(tmp_path: Path) -> None
         r"'regional'\]",
     ):
         load(tmp_path, text)
+
+
+# --------------------------------------------------------------------------- Scenario.load: naming a scenario
+REGISTERED = "'default', 'contended'"  # how an error lists the registered names
+
+
+def test_load_returns_a_scenario_as_is(default_scenario: Scenario) -> None:
+    assert Scenario.load(default_scenario) is default_scenario
+
+
+@pytest.mark.parametrize("source", [None, "default"])
+def test_load_none_and_default_are_the_default(default_scenario: Scenario, source: str | None) -> None:
+    s = Scenario.load(source)
+    # the default itself, not its file read again as overrides (which would make its data paths absolute)
+    assert s.spec == default_scenario.spec == spec_mod.default_spec()
+    assert s.name == "default" and s.notes == default_scenario.notes
+    np.testing.assert_array_equal(s.price_usd_per_kwh, default_scenario.price_usd_per_kwh)
+    np.testing.assert_array_equal(s.capacity_gpu_s, default_scenario.capacity_gpu_s)
+
+
+def test_load_with_no_argument_is_the_default(default_scenario: Scenario) -> None:
+    assert Scenario.load().spec == default_scenario.spec
+
+
+def test_the_registry_names_packaged_toml_files() -> None:
+    assert {"default", "contended"} <= set(NAMED_SCENARIOS)
+    for name, path in NAMED_SCENARIOS.items():
+        assert path.is_file() and path.suffix == ".toml", name
+        assert path.parent.resolve() == spec_mod.data_dir().resolve(), name
+        assert Scenario.load(name).name == name  # each file names its scenario after its registry key
+
+
+def test_load_a_registered_name_reads_its_packaged_file(default_scenario: Scenario) -> None:
+    s = Scenario.load("contended")
+    want = Scenario.from_toml(NAMED_SCENARIOS["contended"])
+    assert s.name == "contended" and s.spec == want.spec
+    np.testing.assert_array_equal(s.capacity_gpu_s, want.capacity_gpu_s)
+    assert not np.array_equal(s.capacity_gpu_s, default_scenario.capacity_gpu_s)
+
+
+def test_load_a_toml_path_as_str_or_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_toml(tmp_path, SMALL_REGIONS + SMALL_NODES)
+    want = Scenario.from_toml(path)
+    assert want.region_names == ("East US", "West US")
+    for source in (path, str(path)):
+        s = Scenario.load(source)
+        assert s.spec == want.spec
+        np.testing.assert_array_equal(s.price_usd_per_kwh, want.price_usd_per_kwh)
+    monkeypatch.chdir(tmp_path)  # a relative path is relative to the working folder
+    assert Scenario.load(path.name).spec == want.spec
+    assert Scenario.load(Path(path.name)).spec == want.spec
+
+
+def test_a_str_is_a_registered_name_first_a_path_is_always_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_toml(tmp_path, SMALL_REGIONS + SMALL_NODES, name="contended")
+    assert Scenario.load("contended").name == "contended"  # the registered scenario
+    assert Scenario.load(Path("contended")).region_names == ("East US", "West US")  # the file
+
+
+@pytest.mark.parametrize("source", [42, 1.5, True, b"default", ["default"], {"regions": []}])
+def test_load_rejects_other_types(source: object) -> None:
+    with pytest.raises(ValueError) as info:
+        Scenario.load(source)  # type: ignore[arg-type]
+    msg = str(info.value)
+    assert msg.startswith(f"scenario = {source!r}: expected a Scenario, None, a registered name ({REGISTERED})")
+    assert "path of a TOML file" in msg
+
+
+@pytest.mark.parametrize(
+    "source", ["nosuch", "Default", "no/such/file.toml", Path("no/such/file.toml"), Path("default")]
+)
+def test_load_rejects_unknown_names_and_missing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str | Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as info:
+        Scenario.load(source)
+    msg = str(info.value)
+    assert msg.startswith(f"scenario = {source!r}: neither a registered name ({REGISTERED}) nor an existing file")
+
+
+def test_load_rejects_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=rf"scenario = {re.escape(repr(str(tmp_path)))}: neither a registered name"):
+        Scenario.load(str(tmp_path))
+
+
+def test_load_reports_what_is_wrong_with_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"is not valid TOML"):
+        Scenario.load(write_toml(tmp_path, "[workload\nrate_per_h = 1.0\n"))
+    with pytest.raises(ValueError, match=r"unknown key 'colour'"):
+        Scenario.load(str(write_toml(tmp_path, 'colour = "red"\n')))
+
+
+def test_the_command_lines_name_scenarios_through_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments import paper
+    from experiments.cli import main
+
+    assert main(["scenario", "--config", "contended"]) == 0
+    assert capsys.readouterr().out.startswith("scenario 'contended':")
+    assert main(["scenario", "--config", "no-such-scenario"]) == 2
+    assert "scenario = 'no-such-scenario': neither a registered name" in capsys.readouterr().err
+    # an experiment config keeps a registered name as it is and resolves a relative path against its folder
+    cfg = write_toml(tmp_path, 'scenario = "contended"\n', name="exp.toml")
+    assert paper.load_config("frontier", cfg).scenario == "contended"
+    cfg.write_text('scenario = "mine.toml"\n')
+    assert paper.load_config("frontier", cfg).scenario == str((tmp_path / "mine.toml").resolve())

@@ -444,6 +444,68 @@ def test_digest_tells_episodes_apart(toy_instance: Instance) -> None:
     assert toy_instance.replace(horizon_h=toy_instance.num_slots - 0.5).digest() != d
 
 
+# The .npz array keys, in the file's order (also the digest's): the format FORMAT_VERSION names.
+FILE_ARRAYS = [
+    "arrival_h",
+    "slot_idx",
+    "node_idx",
+    "home_idx",
+    "class_idx",
+    "model_idx",
+    "residency_idx",
+    "budget_ms",
+    "rounds",
+    "requests",
+    "context_tokens",
+    "generated_tokens",
+    "gpu_s",
+    "energy_kwh",
+    "inference_ms",
+    "cache_gpu_s",
+    "cache_kwh",
+    "cache_ms",
+    "state_gb",
+    "response_gb",
+    "delay_usd_per_ms",
+    "overflow_usd",
+    "price_usd_per_kwh",
+    "carbon_g_per_kwh",
+    "pue",
+    "capacity_gpu_s",
+    "node_rtt_ms",
+    "node_client_ms",
+    "queue_ms",
+    "transfer_usd_per_gb",
+    "residency_ok",
+    "replica_usd",
+    "permanent_replica",
+    "arrival_rate_per_h",
+    "captive_gpu_s_per_h",
+]
+# The toy instance's digest as computed before the fields were declared once: same content, same digest.
+TOY_DIGEST = "00b62101ad0de1835b9d755de34cd3ff98dcaa62302dbe19e51e446c143652de"
+
+
+def test_instance_arrays_are_declared_once_as_fields() -> None:
+    arrays = [f for f in dataclasses.fields(Instance) if str(f.type).startswith("NDArray[")]
+    assert [f.name for f in arrays] == [*TASK_FIELDS, *EPISODE_FIELDS]  # every array field, in declaration order
+    for f in arrays:  # the dtype in the metadata is the annotation's
+        assert getattr(np, str(f.type).removeprefix("NDArray[np.").removesuffix("]")) is f.metadata["dtype"], f.name
+    assert all(TASK_FIELDS[f.name] is f.metadata["dtype"] for f in arrays if f.metadata["axes"] == "K")
+    for name, (_, axes) in EPISODE_FIELDS.items():
+        assert set(axes.split(",")) <= {"S", "R", "N", "M", "3"}, name
+    assert EPISODE_FIELDS["residency_ok"] == (np.bool_, "N,3,R") and TASK_FIELDS["rounds"] is np.int64
+
+
+def test_the_file_format_and_digest_are_unchanged(tmp_path: Path, toy_instance: Instance) -> None:
+    assert [*TASK_FIELDS, *EPISODE_FIELDS] == FILE_ARRAYS
+    toy_instance.save(tmp_path / "toy.npz")
+    with np.load(tmp_path / "toy.npz") as z:
+        assert z.files == ["__meta__", *FILE_ARRAYS]
+    assert toy_instance.digest() == TOY_DIGEST
+    assert Instance.load(tmp_path / "toy.npz").digest() == TOY_DIGEST
+
+
 def test_save_load_keeps_cost_params(tmp_path: Path, toy_instance: Instance) -> None:
     from envs import CostParams
 
