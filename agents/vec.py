@@ -27,22 +27,19 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
-from gymnasium.utils import seeding
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from envs.dynamics import EpisodeBatch, ObsLayout
+from envs.core import DEFAULT_REWARD_SCALE, CoreAttributes, EnvCore, EpisodeStreams
 from envs.instance import Instance
-from envs.placement import DEFAULT_REWARD_SCALE, PlacementEnv, check_env_args, resolve_scenario
+from envs.placement import PlacementEnv
 from envs.scenario import Scenario
-from envs.workload import sample_episode
 
 VEC_BACKENDS = ("batch", "dummy", "subproc")
 
 
-class PlacementBatchVecEnv(VecEnv):
+class PlacementBatchVecEnv(CoreAttributes, VecEnv):
     """``num_envs`` placement episodes as one SB3 ``VecEnv``, with same-step autoreset.
 
     Observations, actions, rewards and masks are those of :class:`envs.placement.PlacementEnv`
@@ -64,23 +61,14 @@ class PlacementBatchVecEnv(VecEnv):
         invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
     ) -> None:
-        check_env_args(invalid_action, reward_scale, num_tasks, num_envs)
-        self.scenario = resolve_scenario(scenario)
-        s = self.scenario
-        self.num_tasks, self.horizon_h = num_tasks, horizon_h
-        self.invalid_action, self.reward_scale = invalid_action, float(reward_scale)
-        self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
-        self.num_regions = s.num_regions
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, None, invalid_action, reward_scale, num_envs)
         self.render_mode = None
-        super().__init__(
-            int(num_envs), spaces.Box(*self.layout.bounds(), dtype=np.float32), spaces.Discrete(s.num_regions + 1)
-        )
-        self._batch = EpisodeBatch(self.num_envs, self.layout, len(s.models), self.reward_scale, store_components=False)
-        self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
+        super().__init__(int(num_envs), self.core.observation_space(), self.core.action_space())
+        self._batch = self.core.batch(self.num_envs, store_components=False)
+        self._streams = EpisodeStreams(self.core, self.num_envs)  # the same draws as PlacementEnv.reset
         self._rows = np.arange(self.num_envs)
-        self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
+        self._mask = np.zeros((self.num_envs, self.num_regions + 1), dtype=bool)
         self._actions = np.zeros(self.num_envs, dtype=np.int64)
-        self._started = False
 
     # ------------------------------------------------------------------------------ episodes
     @property
@@ -88,43 +76,22 @@ class PlacementBatchVecEnv(VecEnv):
         """The current episode of each sub-env."""
         return list(self._batch.instances)
 
-    def _sample(self, e: int) -> Instance:
-        # The same draws as PlacementEnv.reset, so every backend plays the same episodes for a seed.
-        return sample_episode(self.scenario, self._rngs[e], self.num_tasks, self.horizon_h)
-
     def reset(self) -> VecEnvObs:
-        for e, sd in enumerate(self._seeds):
-            if sd is not None or not self._started:
-                self._rngs[e], _ = seeding.np_random(sd)
-        self._started = True
-        episodes = [self._sample(e) for e in range(self.num_envs)]
-        self._batch.reserve(max(i.num_tasks for i in episodes), max(i.num_slots for i in episodes))
-        for e, inst in enumerate(episodes):
-            self._batch.load(e, inst)
+        self._streams.reseed(list(self._seeds))
+        self._batch.load_all([self._streams.draw(e) for e in range(self.num_envs)])
         self._reset_seeds()
         self._reset_options()
         self._mask, obs = self._batch.masks_and_observations()
         return obs
 
     def step_async(self, actions: NDArray[Any]) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64, copy=False)
+        self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        if not self._started:
+        if not self._streams.seeded:
             raise RuntimeError("step() called before reset()")
-        a, b, R = self._actions, self._batch, self.num_regions
-        if a.min() < 0 or a.max() > R:
-            e = int(np.argmax((a < 0) | (a > R)))
-            raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {R}]")
-        invalid = ~np.take(self._mask, self._rows * (R + 1) + a)
-        if invalid.any():
-            if self.invalid_action == "raise":
-                e = int(np.argmax(invalid))
-                raise ValueError(
-                    f"actions[{e}] = {int(a[e])} is infeasible for task {int(b.t[e])} of sub-env {e} "
-                    "(see action_masks())"
-                )
-            a = np.where(invalid, R, a)
+        a, b = self.core.check_actions(self._actions, self.num_envs), self._batch
+        a, invalid = self.core.executed(a, np.take(self._mask, self._rows * (self.num_regions + 1) + a), b)
         task_cost, replica = b.advance(a, np.ones(self.num_envs, dtype=bool))
         rewards = (-(task_cost + replica) * self.reward_scale).astype(np.float32)
         dones = b.t >= b.num_tasks
@@ -132,7 +99,7 @@ class PlacementBatchVecEnv(VecEnv):
         for j in np.flatnonzero(dones).tolist():
             infos[j]["terminal_observation"] = np.zeros(self.layout.size, dtype=np.float32)
             infos[j]["TimeLimit.truncated"] = False
-            b.load(j, self._sample(j))
+            b.load(j, self._streams.draw(j))
         self._mask, obs = b.masks_and_observations()
         return obs, rewards, dones, infos
 

@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.dynamics import REGION_FEATURES, EpisodeBatch, ObsLayout
+from envs.core import DEFAULT_REWARD_SCALE
+from envs.dynamics import REGION_FEATURES, ObsLayout, play
 from envs.instance import Instance
 
 _F = {name: j for j, name in enumerate(REGION_FEATURES)}
@@ -71,28 +72,12 @@ class Heuristic:
         return self.act(obs, mask)
 
     # ------------------------------------------------------------------------- planner
-    def plan(self, inst: Instance, reward_scale: float = 100.0) -> NDArray[np.int64]:
+    def plan(self, inst: Instance, reward_scale: float = DEFAULT_REWARD_SCALE) -> NDArray[np.int64]:
         """Play this policy over ``inst`` with the env's dynamics; returns one action per task."""
-        if inst.num_tasks == 0:
-            return np.empty(0, dtype=np.int64)
-        batch = EpisodeBatch(
-            1,
-            ObsLayout(inst.class_names, inst.node_names, inst.region_names),
-            len(inst.model_names),
-            reward_scale,
-            store_components=False,
-            precompute_obs=True,
-        )
-        batch.load(0, inst)
-        plan = np.empty(inst.num_tasks, dtype=np.int64)
-        for k in range(inst.num_tasks):  # capacity and replicas make each choice depend on the earlier ones
-            mask = batch.action_mask_one()
-            a = self.act(batch.observe_one(mask), mask)
-            if not mask[a]:
-                raise RuntimeError(f"{self.name}: chose masked action {a} for task {k}")
-            plan[k] = a
-            batch.advance_one(a)
-        return plan
+        try:
+            return play(self.act, [inst], reward_scale, batched=False, strict=True)[0]
+        except RuntimeError as exc:  # a heuristic only picks admissible actions: a bug if it does not
+            raise RuntimeError(f"{self.name}: {exc}") from None
 
 
 class Local(Heuristic):

@@ -14,12 +14,20 @@ feature-major (``F_r`` blocks of ``R`` values, one block per name in ``REGION_FE
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from envs.costs import capacity_limit_gpu_s, legal_and_in_budget, pair_costs, replica_usd_per_model
+from envs.costs import (
+    capacity_limit_gpu_s,
+    infeasibility_reason,
+    legal_and_in_budget,
+    pair_costs,
+    replica_usd_per_model,
+)
 from envs.instance import Instance
 
 # Rows of the [K, A] cost matrix computed at a time, which bounds the temporaries of a long episode.
@@ -296,6 +304,12 @@ class EpisodeBatch:
         if self.precompute_obs:
             self._fill_static_obs(e, K)
 
+    def load_all(self, instances: Sequence[Instance]) -> None:
+        """Put ``instances[e]`` into episode slot ``e`` for every e (one reallocation at most)."""
+        self.reserve(max(i.num_tasks for i in instances), max(i.num_slots for i in instances))
+        for e, inst in enumerate(instances):
+            self.load(e, inst)
+
     def _enter_slot(self, es: NDArray[np.int64]) -> None:
         """Episodes ``es`` start the slot of their current task: fresh capacity, that slot's signals."""
         s = self.slot[es, self.t[es]]
@@ -320,6 +334,19 @@ class EpisodeBatch:
             self.static_obs[e, k] = out
 
     # ------------------------------------------------------------------------------ views
+    def why_inadmissible(self, e: int, a: int) -> str:
+        """Why action ``a`` is not admissible for episode ``e``'s current task: budget, residency or capacity."""
+        inst = self.instances[e]
+        assert inst is not None
+        k = int(self.t[e])
+        reason = infeasibility_reason(inst, k, a)
+        if reason is not None:
+            return reason
+        return (
+            f"capacity: {inst.region_names[a]!r} has {self.left[e, a]:.1f} GPU-s left in slot {int(self.slot[e, k])}, "
+            f"the task needs {self.gpu[e, k, a]:.1f}"
+        )
+
     @property
     def current(self) -> NDArray[np.int64]:
         """``[B]`` current task of each episode, held at the last task once an episode is over."""
@@ -446,3 +473,95 @@ class EpisodeBatch:
         if not self.store_components:
             raise ValueError("cost components were not stored (store_components=False)")
         return self.comp[self._rows, k, action]
+
+
+# ------------------------------------------------------------------------------------------- rollouts
+PolicyFn = Callable[[NDArray[np.float32], NDArray[np.bool_]], ArrayLike]  # batched: [B, D], [B, A] -> [B]
+ActFn = Callable[[NDArray[np.float32], NDArray[np.bool_]], int]  # one observation: [D], [A] -> action
+
+
+def play(
+    policy: PolicyFn | ActFn,
+    instances: Sequence[Instance],
+    reward_scale: float,
+    *,
+    batched: bool = True,
+    batch_size: int = 64,
+    strict: bool = False,
+) -> list[NDArray[np.int64]]:
+    """The plan (one executed action per task) of ``policy`` on each of ``instances``, played with these
+    dynamics: the one rollout loop behind heuristic plans and agent evaluation.
+
+    ``policy(obs [B, D], mask [B, R + 1]) -> [B]`` actions, ``B`` episodes at a time (at most
+    ``batch_size``; all instances share regions, nodes, classes and models); with ``batched=False``,
+    ``policy(obs [D], mask [R + 1]) -> action`` for one episode at a time (no batching overhead for a
+    policy that acts on one observation). An inadmissible action is played as overflow, or raises
+    ``RuntimeError`` with ``strict``.
+    """
+    size = batch_size if batched else 1
+    plans: list[NDArray[np.int64]] = []
+    for lo in range(0, len(instances), size):
+        block = list(instances[lo : lo + size])
+        chunk = [i for i in block if i.num_tasks > 0]  # an episode without tasks has an empty plan
+        played: list[NDArray[np.int64]] = []
+        if chunk:
+            first = chunk[0]
+            layout = ObsLayout(first.class_names, first.node_names, first.region_names)
+            single = len(chunk) == 1
+            batch = EpisodeBatch(len(chunk), layout, len(first.model_names), reward_scale, False, single)
+            if not batched:
+                played = [_play_one(cast(ActFn, policy), batch, first, strict)]
+            elif single:
+                played = [_play_one(_one_at_a_time(cast(PolicyFn, policy)), batch, first, strict)]
+            else:
+                played = _play_batch(cast(PolicyFn, policy), batch, chunk, strict)
+        it = iter(played)
+        plans.extend(next(it) if i.num_tasks > 0 else np.empty(0, dtype=np.int64) for i in block)
+    return plans
+
+
+def _one_at_a_time(policy: PolicyFn) -> ActFn:
+    """A batched policy asked about one observation at a time."""
+    return lambda obs, mask: int(np.asarray(policy(obs[None], mask[None])).reshape(-1)[0])
+
+
+def _refuse(a: int, k: int) -> None:
+    raise RuntimeError(f"the policy chose the inadmissible action {a} for task {k}")
+
+
+def _play_one(act: ActFn, batch: EpisodeBatch, inst: Instance, strict: bool) -> NDArray[np.int64]:
+    """One episode through the scalar fast path; ``act(obs [D], mask [R + 1]) -> action``."""
+    batch.load(0, inst)
+    R = inst.num_regions
+    plan = np.empty(inst.num_tasks, dtype=np.int64)
+    for k in range(inst.num_tasks):  # capacity and replicas make each choice depend on the earlier ones
+        mask = batch.action_mask_one()
+        a = int(act(batch.observe_one(mask), mask))
+        if not mask[a]:
+            if strict:
+                _refuse(a, k)
+            a = R
+        plan[k] = a
+        batch.advance_one(a)
+    return plan
+
+
+def _play_batch(policy: PolicyFn, batch: EpisodeBatch, chunk: list[Instance], strict: bool) -> list[NDArray[np.int64]]:
+    batch.load_all(chunk)
+    R = chunk[0].num_regions
+    out = [np.full(i.num_tasks, -1, dtype=np.int64) for i in chunk]
+    rows = np.arange(len(chunk))
+    active = batch.t < batch.num_tasks
+    while active.any():
+        mask = batch.action_masks()
+        a = np.asarray(policy(batch.observe(mask), mask), dtype=np.int64).reshape(-1)
+        bad = active & ~mask[rows, a]
+        if strict and bad.any():
+            e = int(np.argmax(bad))
+            _refuse(int(a[e]), int(batch.t[e]))
+        a = np.where(bad, R, a)
+        for j in np.flatnonzero(active).tolist():
+            out[j][batch.t[j]] = a[j]
+        batch.advance(a, active)
+        active = batch.t < batch.num_tasks
+    return out

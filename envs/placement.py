@@ -7,66 +7,17 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from numpy.typing import NDArray
 
-from envs.costs import infeasibility_reason
-from envs.dynamics import COMPONENTS, REGION_FEATURES, EpisodeBatch, ObsLayout
+from envs.core import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, CoreAttributes, EnvCore
+from envs.dynamics import COMPONENTS, REGION_FEATURES
 from envs.instance import Instance
 from envs.scenario import Scenario
-from envs.workload import sample_episode
 
-INVALID_ACTION_MODES = ("raise", "overflow")
-DEFAULT_REWARD_SCALE = 100.0  # reward units per USD: a reward of -1 is a cost of 1 US cent
+__all__ = ["DEFAULT_REWARD_SCALE", "INVALID_ACTION_MODES", "PlacementEnv"]
 
 
-def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None = None) -> Scenario:
-    """A scenario from an object, a TOML path or ``None`` (the default), with an optional arrival override."""
-    if scenario is None:
-        s = Scenario.default()
-    elif isinstance(scenario, Scenario):
-        s = scenario
-    elif isinstance(scenario, str | Path):
-        s = Scenario.from_toml(scenario)
-    else:
-        raise ValueError(f"scenario = {scenario!r}: expected a Scenario, a TOML path or None")
-    if arrival is not None and arrival != s.arrival.kind:
-        s = s.with_overrides({"workload": {"arrival": arrival}})
-    return s
-
-
-def check_env_args(
-    invalid_action: str, reward_scale: float, num_tasks: int | None, num_envs: int | None = None
-) -> None:
-    """The constructor arguments every env class shares (single, Gymnasium vector, SB3 batch)."""
-    if num_envs is not None and (
-        isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1
-    ):
-        raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
-    if invalid_action not in INVALID_ACTION_MODES:
-        raise ValueError(f"invalid_action = {invalid_action!r}: expected one of {INVALID_ACTION_MODES}")
-    if not (np.isfinite(reward_scale) and reward_scale > 0):
-        raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
-    if num_tasks is not None and (
-        isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer) or num_tasks < 1
-    ):
-        raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
-
-
-def check_instance_fits(inst: Instance, layout: ObsLayout, num_models: int) -> None:
-    """Reject an instance whose regions, nodes, classes or models differ from the env's scenario."""
-    for name, got, want in (
-        ("region_names", inst.region_names, layout.region_names),
-        ("node_names", inst.node_names, layout.node_names),
-        ("class_names", inst.class_names, layout.class_names),
-    ):
-        if tuple(got) != tuple(want):
-            raise ValueError(f"instance {name} = {list(got)}: expected the env scenario's {list(want)}")
-    if len(inst.model_names) != num_models:
-        raise ValueError(f"instance has {len(inst.model_names)} models: expected {num_models}")
-
-
-class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
+class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
     """Route each arriving inference task to a compute region, or overflow it.
 
     An episode is one :class:`~envs.Instance` (sampled at reset, or replayed with
@@ -141,7 +92,8 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
     ``energy_usd``, ``carbon_g``, ``delay_usd``, ``migration_usd``, ``penalty_usd``.
 
     Args:
-        scenario: a :class:`Scenario`, a TOML path, or ``None`` for ``Scenario.default()``.
+        scenario: anything :meth:`Scenario.load` takes: a :class:`Scenario`, a registered name (``"default"``,
+            ``"contended"``), a TOML path, or ``None`` for the default.
         num_tasks: tasks per episode (default: Poisson around ``rate_per_h * horizon_h``).
         horizon_h: episode length in hours (default: the scenario's).
         arrival: override the arrival process (``poisson``, ``diurnal``, ``bursty``, ``trace``).
@@ -163,19 +115,14 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
     ) -> None:
-        check_env_args(invalid_action, reward_scale, num_tasks)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
-        self.scenario = resolve_scenario(scenario, arrival)
-        self.num_tasks, self.horizon_h = num_tasks, horizon_h
-        self.invalid_action, self.reward_scale, self.render_mode = invalid_action, float(reward_scale), render_mode
-        s = self.scenario
-        self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
-        self.num_regions = s.num_regions
-        self.action_space = spaces.Discrete(s.num_regions + 1)
-        self.observation_space = spaces.Box(*self.layout.bounds(), dtype=np.float32)
-        self._batch = EpisodeBatch(1, self.layout, len(s.models), self.reward_scale, precompute_obs=True)
-        self._mask: NDArray[np.bool_] = np.zeros(s.num_regions + 1, dtype=bool)  # never mutated in place
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale)
+        self.render_mode = render_mode
+        self.action_space = self.core.action_space()
+        self.observation_space = self.core.observation_space()
+        self._batch = self.core.batch(1, precompute_obs=True)
+        self._mask: NDArray[np.bool_] = np.zeros(self.num_regions + 1, dtype=bool)  # never mutated in place
         self._done = True
         self.instance: Instance | None = None
         self._last: dict[str, Any] = {}
@@ -191,11 +138,9 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
             raise ValueError(f"reset options {sorted(unknown)}: expected only 'instance'")
         inst = options.get("instance")
         if inst is None:
-            inst = sample_episode(self.scenario, self.np_random, self.num_tasks, self.horizon_h)
-        elif not isinstance(inst, Instance):
-            raise ValueError(f"options['instance'] = {type(inst).__name__}: expected an envs.Instance")
+            inst = self.core.sample(self.np_random)
         else:
-            check_instance_fits(inst, self.layout, len(self.scenario.models))
+            inst = self.core.check_instance(inst, "options['instance']")
         self.instance = inst
         self._batch.load(0, inst)
         self._done = False
@@ -218,10 +163,7 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         b = self._batch
         k = int(b.t[0])
         invalid = not self._mask[a]
-        if invalid:
-            if self.invalid_action == "raise":
-                raise ValueError(f"action {a} is infeasible for task {k}: {self._why(k, a)}")
-            a = self.num_regions
+        a = self.core.executed_one(a, not invalid, b)
         task_cost, replica = b.advance_one(a)
         cost = task_cost + replica
         comp = b.comp[0, k, a].tolist()
@@ -259,18 +201,6 @@ class PlacementEnv(gym.Env[NDArray[np.float32], np.int64]):
         return self._render_text()
 
     # ------------------------------------------------------------------------------ helpers
-    def _why(self, k: int, a: int) -> str:
-        assert self.instance is not None
-        reason = infeasibility_reason(self.instance, k, a)
-        if reason is not None:
-            return reason
-        b = self._batch
-        s = int(b.slot[0, k])
-        return (
-            f"capacity: {self.instance.region_names[a]!r} has {b.left[0, a]:.1f} GPU-s "
-            f"left in slot {s}, the task needs {b.gpu[0, k, a]:.1f}"
-        )
-
     def _render_text(self) -> str:
         if self.instance is None:
             return "(no episode: call reset())"

@@ -6,20 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
-from envs.dynamics import COMPONENTS, EpisodeBatch, ObsLayout
+from envs.core import DEFAULT_REWARD_SCALE, CoreAttributes, EnvCore, EpisodeStreams
+from envs.dynamics import COMPONENTS
 from envs.instance import Instance
-from envs.placement import DEFAULT_REWARD_SCALE, check_env_args, check_instance_fits, resolve_scenario
 from envs.scenario import Scenario
-from envs.workload import sample_episode
 
 
-class PlacementVectorEnv(VectorEnv):
+class PlacementVectorEnv(CoreAttributes, VectorEnv):
     """``num_envs`` independent ``geoinfer/Placement-v0`` episodes, stepped together in numpy.
 
     Spaces, rewards and the action mask are those of :class:`~envs.placement.PlacementEnv`. Sub-env e
@@ -48,38 +45,26 @@ class PlacementVectorEnv(VectorEnv):
         info_components: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        check_env_args(invalid_action, reward_scale, num_tasks, num_envs)
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, num_envs)
         if render_mode is not None:
             raise ValueError(f"render_mode = {render_mode!r}: the vector env does not render (expected None)")
-        self.scenario = resolve_scenario(scenario, arrival)
-        s = self.scenario
         self.num_envs = int(num_envs)
-        self.num_tasks, self.horizon_h = num_tasks, horizon_h
-        self.invalid_action, self.reward_scale = invalid_action, float(reward_scale)
         self.render_mode = None
-        self.layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
-        self.num_regions = s.num_regions
-        self.single_action_space = spaces.Discrete(s.num_regions + 1)
+        self.single_action_space = self.core.action_space()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.single_observation_space = spaces.Box(*self.layout.bounds(), dtype=np.float32)
+        self.single_observation_space = self.core.observation_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._batch = EpisodeBatch(
-            self.num_envs, self.layout, len(s.models), self.reward_scale, store_components=info_components
-        )
+        self._batch = self.core.batch(self.num_envs, store_components=info_components)
         self.info_components = info_components
-        self._rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
-        self._mask = np.zeros((self.num_envs, s.num_regions + 1), dtype=bool)
+        self._streams = EpisodeStreams(self.core, self.num_envs)
+        self._mask = np.zeros((self.num_envs, self.num_regions + 1), dtype=bool)
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._rows = np.arange(self.num_envs)
-        self._started = False
 
     @property
     def instances(self) -> list[Instance | None]:
         """The current episode of each sub-env."""
         return list(self._batch.instances)
-
-    def _sample(self, e: int) -> Instance:
-        return sample_episode(self.scenario, self._rngs[e], self.num_tasks, self.horizon_h)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -92,10 +77,7 @@ class PlacementVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed has {len(seeds)} entries: expected num_envs = {self.num_envs}")
-        for e, sd in enumerate(seeds):
-            if sd is not None or not self._started:
-                self._rngs[e], _ = seeding.np_random(sd)
-        self._started = True
+        self._streams.reseed(seeds)
         options = options or {}
         unknown = set(options) - {"instances"}
         if unknown:
@@ -103,19 +85,11 @@ class PlacementVectorEnv(VectorEnv):
         given = options.get("instances")
         if given is not None and len(given) != self.num_envs:
             raise ValueError(f"options['instances'] has {len(given)} entries: expected num_envs = {self.num_envs}")
-        episodes = []
-        for e in range(self.num_envs):
-            if given is not None:
-                inst = given[e]
-                if not isinstance(inst, Instance):
-                    raise ValueError(f"options['instances'][{e}] = {type(inst).__name__}: expected an envs.Instance")
-                check_instance_fits(inst, self.layout, len(self.scenario.models))
-            else:
-                inst = self._sample(e)
-            episodes.append(inst)
-        self._batch.reserve(max(i.num_tasks for i in episodes), max(i.num_slots for i in episodes))
-        for e, inst in enumerate(episodes):
-            self._batch.load(e, inst)
+        episodes = [
+            self._streams.draw(e) if given is None else self.core.check_instance(given[e], f"options['instances'][{e}]")
+            for e in range(self.num_envs)
+        ]
+        self._batch.load_all(episodes)
         self._prev_done[:] = False
         self._mask, obs = self._batch.masks_and_observations()
         return obs, {"action_mask": self._mask, "task_idx": np.zeros(self.num_envs, dtype=np.int64)}
@@ -123,33 +97,19 @@ class PlacementVectorEnv(VectorEnv):
     def step(
         self, actions: Any
     ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
-        if not self._started:
+        if not self._streams.seeded:
             raise RuntimeError("step() called before reset()")
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,) or a.dtype.kind not in "iu":
-            raise ValueError(f"actions has shape {a.shape} and dtype {a.dtype}: expected {self.num_envs} integers")
-        if a.min() < 0 or a.max() > self.num_regions:
-            e = int(np.argmax((a < 0) | (a > self.num_regions)))
-            raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {self.num_regions}]")
-        a = a.astype(np.int64, copy=False)
+        a = self.core.check_actions(actions, self.num_envs)
         b = self._batch
         resetting = self._prev_done.copy()
         active = ~resetting
         k = b.t.copy()
-        invalid = active & ~np.take(self._mask, self._rows * (self.num_regions + 1) + a)
-        if invalid.any():
-            if self.invalid_action == "raise":
-                e = int(np.argmax(invalid))
-                raise ValueError(
-                    f"actions[{e}] = {int(a[e])} is infeasible for task {int(k[e])} of sub-env {e} "
-                    "(see info['action_mask'])"
-                )
-            a = np.where(invalid, self.num_regions, a)
+        a, invalid = self.core.executed(a, resetting | np.take(self._mask, self._rows * (self.num_regions + 1) + a), b)
         task_cost, replica = b.advance(a, active)
         cost = task_cost + replica
         terminated = active & (b.t >= b.num_tasks)
         for j in np.flatnonzero(resetting):
-            b.load(int(j), self._sample(int(j)))
+            b.load(int(j), self._streams.draw(int(j)))
         self._mask, obs = b.masks_and_observations()
         if terminated.any():
             obs[terminated] = 0.0
