@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from envs.dynamics import EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.scenario import Scenario
-from envs.workload import sample_episode
+from envs.workload import episode_hours, sample_episode
 
 INVALID_ACTION_MODES = ("overflow", "raise")
 DEFAULT_REWARD_SCALE = 100.0  # reward units per USD: a reward of -1 is a cost of 1 US cent
@@ -76,6 +76,8 @@ class EnvCore:
         if num_tasks is not None and not _is_count(num_tasks, 1):
             raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
         s = resolve_scenario(scenario, arrival)
+        if horizon_h is not None:
+            episode_hours(s, horizon_h)  # the check every sampled episode makes, made once here
         layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
         return cls(
             s, None if num_tasks is None else int(num_tasks), horizon_h, invalid_action, float(reward_scale), layout

@@ -66,6 +66,12 @@ def replica_usd_per_model(inst: Instance) -> NDArray[np.float64]:
     return inst.cost.replica_mult * inst.replica_usd
 
 
+def replica_charge_usd(inst: Instance) -> NDArray[np.float64]:
+    """``[M]`` weighted charge of one (window, region) opening of each model, USD: ``eta`` times
+    :func:`replica_usd_per_model`, what the objective adds per replica opened."""
+    return inst.cost.eta * replica_usd_per_model(inst)
+
+
 def legal_and_in_budget(inst: Instance, task_idx: NDArray[np.int64], pc: PairCosts) -> NDArray[np.bool_]:
     """``[k, R+1]`` static mask rows of tasks ``task_idx`` from their precomputed ``[k, R+1]`` pair costs."""
     R = inst.num_regions
@@ -228,14 +234,19 @@ def validate_plan(inst: Instance, plan: ArrayLike) -> NDArray[np.int64]:
     return arr.astype(np.int64, copy=False)
 
 
-def replica_openings(inst: Instance, plan: ArrayLike) -> NDArray[np.bool_]:
-    """``[W, R, M]``: windows, regions and models where ``plan`` pays a replica charge."""
+def replica_users(inst: Instance, plan: ArrayLike) -> NDArray[np.int64]:
+    """``[W, R, M]``: how many tasks ``plan`` serves in each replica window, region and model."""
     arr = validate_plan(inst, plan)
     W, R, M = inst.num_windows, inst.num_regions, len(inst.model_names)
     served = arr < R
-    used = np.zeros(W * R * M, dtype=bool)
-    used[(inst.window_idx[served] * R + arr[served]) * M + inst.model_idx[served]] = True
-    return used.reshape(W, R, M) & ~inst.permanent_replica[None, :, :]
+    key = (inst.window_idx[served] * R + arr[served]) * M + inst.model_idx[served]
+    return np.bincount(key, minlength=W * R * M).reshape(W, R, M)
+
+
+def replica_openings(inst: Instance, plan: ArrayLike) -> NDArray[np.bool_]:
+    """``[W, R, M]``: windows, regions and models where ``plan`` pays a replica charge (used, and no
+    permanent replica there)."""
+    return (replica_users(inst, plan) > 0) & ~inst.permanent_replica[None, :, :]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -26,7 +26,7 @@ from envs.costs import (
     infeasibility_reason,
     legal_and_in_budget,
     pair_costs,
-    replica_usd_per_model,
+    replica_charge_usd,
 )
 from envs.instance import Instance
 
@@ -238,7 +238,7 @@ class EpisodeBatch:
             raise ValueError("the episode has no tasks: expected an instance with num_tasks >= 1")
         self.reserve(K, S)
         A, R = self.A, self.R
-        charge = inst.cost.eta * replica_usd_per_model(inst)  # [M] weighted, USD
+        charge = replica_charge_usd(inst)  # [M] weighted, USD
         slot_end = inst.slot_end_h
         self.num_tasks[e] = K
         for lo in range(0, K, _CHUNK):

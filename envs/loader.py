@@ -101,11 +101,11 @@ def _numbers(
 ) -> tuple[NDArray[np.float64], tuple[int, int] | None]:
     """``raw``'s cells as floats (blank = NaN) and the (row, column) position of its first bad cell, if any.
 
-    A cell is bad when it is there but is not a number (a typo is never read as a blank), when it is blank
-    and ``blank_ok`` is false, or when it is negative and ``nonnegative`` is true.
+    A cell is bad when it is there but is not a finite number (a typo is never read as a blank, ``inf`` is
+    no figure), when it is blank and ``blank_ok`` is false, or when it is negative and ``nonnegative`` is true.
     """
     values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan).copy()
-    bad = np.isnan(values) & (raw.notna().to_numpy() | (not blank_ok))
+    bad = (np.isnan(values) & (raw.notna().to_numpy() | (not blank_ok))) | np.isinf(values)
     if nonnegative:
         bad |= values < 0
     if not bad.any():
@@ -166,6 +166,7 @@ def _hourly_series(
     notes: list[str],
     what: str,
     zone_scale: NDArray[np.float64] | None = None,
+    nonnegative: bool = False,
 ) -> NDArray[np.float64]:
     """Read ``[signals]``'s slice of an hourly table as ``[T, R]``; blank hours linearly interpolated.
 
@@ -173,6 +174,7 @@ def _hourly_series(
     a file may start earlier or end later than the slice but must cover it. A column named after the region
     wins over its zone column, so users can supply per-region series. ``zone_scale`` (``[R]``) multiplies
     the series read from a zone column (a proxy rescaled to the region's own average), never a region's own.
+    With ``nonnegative``, a negative cell is refused too (carbon; prices may be negative).
     """
     path = _data_path(spec, key)
     where = f"data.{key} = {path}"
@@ -204,12 +206,13 @@ def _hourly_series(
                 f"{region!r} or its zone {zone!r}; {where})"
             )
     raw = table[columns].iloc[offset : offset + num]
-    values, bad = _numbers(raw, blank_ok=True, nonnegative=False)
+    values, bad = _numbers(raw, blank_ok=True, nonnegative=nonnegative)
     if bad is not None:
         i, j = bad
         row = offset + i
+        number = "a finite number >= 0" if nonnegative else "a finite number"
         raise ValueError(
-            f"{where}: column {columns[j]!r}, row {row} = {_shown(raw.iat[i, j])}: expected a number or a "
+            f"{where}: column {columns[j]!r}, row {row} = {_shown(raw.iat[i, j])}: expected {number} or a "
             f"blank cell (line {_line(path, row)}, {STAMP_COLUMN} {_iso(stamps[row])})"
         )
     for j, region in enumerate(regions):
@@ -230,7 +233,7 @@ def _hourly_series(
     return values
 
 
-def _carbon_proxy_scale(regions: list[str], rows: list[pd.Series]) -> NDArray[np.float64]:
+def _carbon_proxy_scale(regions: list[str], rows: list[pd.Series], path: Path) -> NDArray[np.float64]:
     """``[R]`` factor on each region's hourly carbon series: the catalogue's ``hourly_ci_scale``, set where a
     region's series is another grid's (a proxy zone) rescaled to its own annual average; 1 where blank or
     where the catalogue has no such column (a user's own table)."""
@@ -242,7 +245,7 @@ def _carbon_proxy_scale(regions: list[str], rows: list[pd.Series]) -> NDArray[np
         value = pd.to_numeric(raw, errors="coerce")
         if not (math.isfinite(value) and value > 0):
             raise ValueError(
-                f"jurisdiction table: hourly_ci_scale = {raw!r} for region {region!r}: expected a "
+                f"data.jurisdiction = {path}: hourly_ci_scale = {raw!r} for region {region!r}: expected a "
                 "positive number, or blank for 1"
             )
         out[j] = float(value)
@@ -493,7 +496,8 @@ def _region_fields(spec: Spec, regions: list[str], rows: list[pd.Series], notes:
         [row["hourly_ci_zone"] for row in rows],
         notes,
         "carbon",
-        zone_scale=_carbon_proxy_scale(regions, rows),
+        zone_scale=_carbon_proxy_scale(regions, rows, _data_path(spec, "jurisdiction")),
+        nonnegative=True,
     )
     T = price.shape[0]
     pue = np.broadcast_to(np.array([v["pue"] for v in per_region], dtype=np.float64), (T, len(regions)))

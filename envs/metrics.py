@@ -39,7 +39,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from envs.costs import CostBreakdown, evaluate_plan, pair_costs, replica_openings, replica_usd_per_model, validate_plan
+from envs.costs import (
+    CostBreakdown,
+    evaluate_plan,
+    pair_costs,
+    replica_charge_usd,
+    replica_openings,
+    replica_usd_per_model,
+    replica_users,
+    validate_plan,
+)
 from envs.instance import Instance
 
 LAYERS = ("local", "regional", "energy", "overflow")
@@ -63,22 +72,20 @@ def replica_shares(inst: Instance, plan: ArrayLike, region: ArrayLike | None = N
     where ``plan`` put it (task k counted among the users there); overflow entries bear 0.
     """
     arr = validate_plan(inst, plan)
-    at = arr if region is None else validate_plan(inst, region)
-    R, M = inst.num_regions, len(inst.model_names)
-    served = arr < R
+    try:
+        at = arr if region is None else validate_plan(inst, region)
+    except ValueError as exc:
+        raise ValueError(f"region: {exc}") from None
+    R = inst.num_regions
     w, m = inst.window_idx, inst.model_idx
-    # users of each (window, region, model) under the plan
-    users = np.bincount((w[served] * R + arr[served]) * M + m[served], minlength=inst.num_windows * R * M).reshape(
-        inst.num_windows, R, M
-    )
-    # The weighted charge of a used (window, region, model): zero where a permanent replica is warm,
-    # the same terms evaluate_plan adds up over replica_openings.
-    charge = inst.cost.eta * replica_usd_per_model(inst)[None, :] * ~inst.permanent_replica  # [R, M]
+    users = replica_users(inst, arr)  # [W, R, M]
     there = at < R
     i = np.where(there, at, 0)
     n = users[w, i, m] + (there & (arr != at))  # task k joins the users at region[k] if not already there
+    # A permanent replica costs nothing; any other opening costs what evaluate_plan charges for it.
+    charge = np.where(inst.permanent_replica[i, m], 0.0, replica_charge_usd(inst)[m])
     out = np.zeros(inst.num_tasks, dtype=np.float64)
-    out[there] = charge[i[there], m[there]] / n[there]
+    out[there] = charge[there] / n[there]
     return out
 
 

@@ -177,6 +177,21 @@ def captive_gpu_s_per_task(s: Scenario) -> NDArray[np.float64]:
     return out
 
 
+def episode_hours(scenario: Scenario, horizon_h: float | None = None) -> float:
+    """The episode length, h: ``horizon_h`` (default ``[workload].horizon_h``), checked to be a positive
+    number of hours whose slots fit in the scenario's signal slice."""
+    value = scenario.arrival.horizon_h if horizon_h is None else horizon_h
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
+    if scenario.num_hours < math.ceil(value):
+        raise ValueError(f"horizon_h = {value}: expected at most the {scenario.num_hours} hours of the signal slice")
+    return float(value)
+
+
 def sample_instance(
     scenario: Scenario,
     seed: int | None = None,
@@ -201,18 +216,11 @@ def sample_instance(
             enough) or its first hour.
         rng: a generator to draw from, for callers that manage their own streams.
     """
-    s, a = scenario, scenario.arrival
+    s = scenario
     if rng is not None:
         seed = None  # the episode is not reproducible from a seed the caller's generator ignored
     rng = np.random.default_rng(seed) if rng is None else rng
-    value = a.horizon_h if horizon_h is None else horizon_h
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.integer | np.floating)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"horizon_h = {horizon_h!r}: expected a positive number of hours")
-    H = float(value)
+    H = episode_hours(s, horizon_h)
     if num_tasks is not None and (
         isinstance(num_tasks, bool) or not isinstance(num_tasks, int | np.integer) or num_tasks < 0
     ):
@@ -220,8 +228,6 @@ def sample_instance(
     if start_hour is not None and (isinstance(start_hour, bool) or not isinstance(start_hour, int | np.integer)):
         raise ValueError(f"start_hour = {start_hour!r}: expected an integer hour of the year")
     S = math.ceil(H)
-    if s.num_hours < S:
-        raise ValueError(f"horizon_h = {H}: expected at most the {s.num_hours} hours of the signal slice")
     last = s.first_hour + s.num_hours - S  # latest admissible start hour
     if start_hour is not None:
         if not (s.first_hour <= start_hour <= last):
@@ -408,10 +414,18 @@ def _episode_arrays(
 def sample_episode(
     scenario: Scenario, rng: np.random.Generator, num_tasks: int | None = None, horizon_h: float | None = None
 ) -> Instance:
-    """An episode an env can step: :func:`sample_instance`, redrawn with one task when a random count
-    comes out zero. The single env, the vector env and the training envs all use it, so they play the
-    same episodes for a seed."""
-    inst = sample_instance(scenario, rng=rng, num_tasks=num_tasks, horizon_h=horizon_h)
-    if inst.num_tasks == 0:
-        inst = sample_instance(scenario, rng=rng, num_tasks=1, horizon_h=horizon_h)
-    return inst
+    """An episode an env can step: :func:`sample_instance`, drawn again while a random count comes out zero
+    (with the count still random: a fixed one would scale the forecasts to it and so reveal it). The
+    single env, the vector env and the training envs all use it, so they play the same episodes for a seed.
+    """
+    for _ in range(_MAX_EMPTY_DRAWS):
+        inst = sample_instance(scenario, rng=rng, num_tasks=num_tasks, horizon_h=horizon_h)
+        if inst.num_tasks > 0:
+            return inst
+    raise ValueError(
+        f"horizon_h = {episode_hours(scenario, horizon_h)}: {_MAX_EMPTY_DRAWS} episodes in a row had no task; "
+        f"expected a horizon and arrival rate ({scenario.arrival.rate_per_h} tasks/h) that bring tasks"
+    )
+
+
+_MAX_EMPTY_DRAWS = 100  # P(100 empty draws) < 1e-9 once an episode expects 0.21 tasks

@@ -215,10 +215,42 @@ def test_a_non_numeric_cell(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError,
         match=re.escape(
-            f"data.price_usd_per_mwh = {path.resolve()}: column 'US-CAL-CISO', row 30 = 'abc': expected a number or a "
-            "blank cell (line 32, datetime_utc 2023-01-02T06:00Z)"
+            f"data.price_usd_per_mwh = {path.resolve()}: column 'US-CAL-CISO', row 30 = 'abc': expected a finite "
+            "number or a blank cell (line 32, datetime_utc 2023-01-02T06:00Z)"
         ),
     ):
+        load(tmp_path, {"price_usd_per_mwh": "price.csv"})
+
+
+@pytest.mark.parametrize(("value", "shown"), [("-5", "-5.0"), ("inf", "inf"), ("-inf", "-inf")])
+def test_a_negative_or_infinite_carbon_cell(tmp_path: Path, value: str, shown: str) -> None:
+    """Carbon intensity is a finite number >= 0, refused with the file, the line and the stamp."""
+    lines = shipped_lines(CARBON, KEEP)
+    col = lines[0].split(",").index("DE-LU")
+    cells = lines[3].split(",")  # line 4, hour 2
+    cells[col] = value
+    lines[3] = ",".join(cells)
+    carbon_error(
+        tmp_path,
+        lines,
+        re.escape(f"column 'DE-LU', row 2 = {shown}: expected a finite number >= 0 or a blank cell (line 4, "),
+    )
+
+
+def test_an_infinite_price_is_refused_but_a_negative_one_is_kept(tmp_path: Path) -> None:
+    """Wholesale prices may be negative (floored later, with a note); an infinite one is no price."""
+    lines = shipped_lines(PRICE, KEEP)
+    col = lines[0].split(",").index("US-CAL-CISO")
+    cells = lines[3].split(",")
+    cells[col] = "-12.5"
+    lines[3] = ",".join(cells)
+    write_lines(tmp_path, "price.csv", lines)
+    s = load(tmp_path, {"price_usd_per_mwh": "price.csv"})
+    assert any("floored" in n for n in s.notes)
+    cells[col] = "inf"
+    lines[3] = ",".join(cells)
+    write_lines(tmp_path, "price.csv", lines)
+    with pytest.raises(ValueError, match=r"row 2 = inf: expected a finite number or a blank cell"):
         load(tmp_path, {"price_usd_per_mwh": "price.csv"})
 
 

@@ -304,6 +304,10 @@ def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) ->
         ({"render_mode": "human"}, "render_mode = 'human'"),
         ({"reward_scale": -1.0}, "reward_scale = -1.0"),
         ({"num_tasks": 0}, "num_tasks = 0"),
+        ({"reward_scale": "1"}, "reward_scale = '1'"),
+        ({"reward_scale": True}, "reward_scale = True"),
+        ({"horizon_h": -2.0}, "horizon_h = -2.0: expected a positive number"),
+        ({"horizon_h": 9000.0}, "horizon_h = 9000.0: expected at most the 8760 hours"),
         ({"arrival": "weekly"}, "workload.arrival = 'weekly'"),
         ({"scenario": 42}, "scenario = 42"),
     ],
@@ -465,3 +469,19 @@ def test_horizon_elapsed_is_the_clock(toy_scenario: Scenario) -> None:
         obs, *_ = env.step(inst.overflow_action)
         seen.append(obs[i])
     assert np.allclose(seen, inst.arrival_h / inst.horizon_h)
+
+
+def test_an_empty_random_draw_is_redrawn_with_a_random_count(default_scenario: Scenario) -> None:
+    """A short horizon often draws no task: the env draws again with the count still random (a fixed count
+    of 1 would scale the forecasts to it and reveal it)."""
+    env = PlacementEnv(scenario=default_scenario, horizon_h=0.01)  # about one task expected
+    counts = set()
+    for seed in range(40):
+        env.reset(seed=seed)
+        assert env.instance is not None
+        counts.add(env.instance.num_tasks)
+        # forecasts are the scenario's rates for that start, not scaled to the drawn count
+        inst = env.instance
+        same_start = sample_instance(default_scenario, seed=0, horizon_h=0.01, start_hour=inst.start_hour)
+        assert np.array_equal(inst.arrival_rate_per_h, same_start.arrival_rate_per_h)
+    assert min(counts) >= 1 and len(counts) > 1
