@@ -9,6 +9,8 @@ Importing ``envs`` registers the Gymnasium id ``geoinfer/Placement-v0`` (single 
 
 import gymnasium
 
+__version__ = "0.2.0.dev0"  # geoinfer's version (pyproject.toml reads it from here); see CHANGELOG.md
+
 from envs.costs import (
     CostBreakdown,
     PairCosts,
@@ -57,6 +59,7 @@ __all__ = [
     "TokenTrace",
     "Violation",
     "WorkloadClass",
+    "__version__",
     "check_plan_feasible",
     "cost_matrix",
     "evaluate_plan",

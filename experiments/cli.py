@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import envs
 from envs import RESIDENCY_CLASSES, Scenario, check_plan_feasible, evaluate_plan, sample_instance, static_mask
 from envs.instance import Instance
 
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="geoinfer",
         description="Geo-distributed AI-inference placement: RL environment, baselines and exact oracle.",
     )
+    parser.add_argument("--version", action="version", version=f"geoinfer {envs.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

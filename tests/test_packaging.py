@@ -12,6 +12,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import envs
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("envs", "agents", "baselines", "experiments")
 # Folders of run-time data inside the packages: every file in them must ship.
@@ -32,7 +34,7 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    (wheel,) = out.glob("geoinfer-*.whl")
+    (wheel,) = out.glob(f"geoinfer-{envs.__version__}-*.whl")  # the version has one home: envs.__version__
     names = set(zipfile.ZipFile(wheel).namelist())
     wanted = {
         p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir() if p.is_file()
