@@ -246,8 +246,8 @@ def _build_region_actor_critic(policy: Any, lr_schedule: Any) -> None:
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs)
 
 
-class _RegionPolicyMixin:
-    """The region net in an SB3 actor-critic: its constructor arguments, ``_build`` and what is saved."""
+class _RegionArgs:
+    """The region net's constructor arguments on an SB3 policy: taken, kept, and saved with the model."""
 
     def __init__(
         self,
@@ -260,16 +260,23 @@ class _RegionPolicyMixin:
         **kwargs: Any,
     ) -> None:
         self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
-        kwargs.setdefault("activation_fn", nn.Tanh)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)  # type: ignore[call-arg]
-
-    def _build(self, lr_schedule: Any) -> None:
-        _build_region_actor_critic(self, lr_schedule)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
         data.update(task_features=self.task_features, region_features=self.region_features, hidden=self.hidden)
         return data
+
+
+class _RegionPolicyMixin(_RegionArgs):
+    """The region net in an SB3 actor-critic: its arguments (tanh by default) and ``_build``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("activation_fn", nn.Tanh)
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        _build_region_actor_critic(self, lr_schedule)
 
 
 class MaskableRegionPolicy(_RegionPolicyMixin, MaskableActorCriticPolicy):
@@ -305,32 +312,14 @@ class RegionQNetwork(QNetwork):
         return data
 
 
-class RegionDQNPolicy(DQNPolicy):
+class RegionDQNPolicy(_RegionArgs, DQNPolicy):
     """DQN's policy with :class:`RegionQNetwork` (``policy_kwargs``: ``task_features``, ``hidden``)."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        lr_schedule: Any,
-        task_features: Sequence[str] = (),
-        region_features: Sequence[str] = REGION_FEATURES,
-        hidden: int = 64,
-        **kwargs: Any,
-    ) -> None:
-        self.task_features, self.region_features, self.hidden = tuple(task_features), tuple(region_features), hidden
-        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def make_q_net(self) -> QNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return RegionQNetwork(
             **net_args, task_features=self.task_features, region_features=self.region_features, hidden=self.hidden
         ).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(task_features=self.task_features, region_features=self.region_features, hidden=self.hidden)
-        return data
 
 
 def region_net(policy: nn.Module) -> RegionNet:

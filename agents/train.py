@@ -64,27 +64,19 @@ POLICIES = ("region", "mlp")
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
 # learning_rate and clip_range also take "lin_<start>" (RL Zoo's spelling): linear decay from <start> at
 # the first step to 0 at ``timesteps`` (a run stopped by ``max_minutes`` stops earlier on the way down).
+_PPO_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 3e-4,
+    "n_steps": 256,
+    "batch_size": 512,
+    "n_epochs": 4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "clip_range": 0.2,
+}
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "maskable_ppo": {
-        "learning_rate": 3e-4,
-        "n_steps": 256,
-        "batch_size": 512,
-        "n_epochs": 4,
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "ent_coef": 0.01,
-        "clip_range": 0.2,
-    },
-    "ppo": {
-        "learning_rate": 3e-4,
-        "n_steps": 256,
-        "batch_size": 512,
-        "n_epochs": 4,
-        "gamma": 0.99,
-        "gae_lambda": 0.95,
-        "ent_coef": 0.01,
-        "clip_range": 0.2,
-    },
+    "maskable_ppo": dict(_PPO_DEFAULTS),  # MaskablePPO is PPO with masks: the same settings
+    "ppo": dict(_PPO_DEFAULTS),
     "a2c": {"learning_rate": 7e-4, "n_steps": 16, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01},
     "dqn": {
         "learning_rate": 1e-4,
