@@ -11,50 +11,37 @@
   error over episodes of ``total_usd``, ``carbon_g``, ``penalty_usd`` (SLO penalties), ``rid`` and
   ``relative_regret = (total_usd - oracle_usd) / oracle_usd``.
 
-The MILP baselines come from :mod:`baselines.milp` when it is importable (:func:`milp_module` says so);
-without it the table has no oracle or rolling rows and regret is NaN, never silently something else.
+The oracle and the rolling-horizon baseline come from :mod:`baselines.milp` (oracle solutions are kept by
+episode content with :func:`baselines.milp.cached_oracle`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import pickle
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from envs.costs import check_plan_feasible, evaluate_plan
-from envs.dynamics import EpisodeBatch, ObsLayout
+from baselines.milp import cached_oracle, solve_oracle, solve_rolling
+from envs.dynamics import PolicyFn
+from envs.dynamics import play as rollout
 from envs.instance import Instance
 from envs.metrics import summary
 from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
 from envs.workload import sample_instance
 
-PolicyFn = Callable[[NDArray[np.float32], NDArray[np.bool_]], NDArray[np.int64]]
-
 # The columns of the evaluation table, each reported as mean and standard error over episodes.
 METRICS = ("total_usd", "carbon_g", "penalty_usd", "rid", "relative_regret")
-
-
-def milp_module() -> ModuleType | None:
-    """:mod:`baselines.milp` if it is importable, else ``None`` (the oracle rows are then left out)."""
-    try:
-        from baselines import milp  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return milp  # type: ignore[no-any-return,unused-ignore]
 
 
 @contextlib.contextmanager
@@ -183,40 +170,13 @@ class Agent:
 def play(
     policy: PolicyFn, instances: Sequence[Instance], reward_scale: float = DEFAULT_REWARD_SCALE, batch_size: int = 64
 ) -> list[NDArray[np.int64]]:
-    """Plans of ``policy`` (``[B, D], [B, R+1] -> [B]`` actions) on ``instances``, played in batches.
+    """Plans of ``policy`` (``[B, D], [B, R+1] -> [B]`` actions) on ``instances``, played in batches by the
+    env's one rollout loop (:func:`envs.dynamics.play`) with one torch thread.
 
     All instances must share regions, nodes, classes and models. Inadmissible actions run overflow.
     """
     with torch_threads(1):
-        return _play(policy, instances, reward_scale, batch_size)
-
-
-def _play(
-    policy: PolicyFn, instances: Sequence[Instance], reward_scale: float, batch_size: int
-) -> list[NDArray[np.int64]]:
-    plans: list[NDArray[np.int64]] = []
-    for lo in range(0, len(instances), batch_size):
-        chunk = list(instances[lo : lo + batch_size])
-        first = chunk[0]
-        layout = ObsLayout(first.class_names, first.node_names, first.region_names)
-        B, R = len(chunk), first.num_regions
-        batch = EpisodeBatch(B, layout, len(first.model_names), reward_scale, store_components=False)
-        batch.reserve(max(i.num_tasks for i in chunk), max(i.num_slots for i in chunk))
-        for e, inst in enumerate(chunk):
-            batch.load(e, inst)
-        out = [np.full(i.num_tasks, -1, dtype=np.int64) for i in chunk]
-        rows = np.arange(B)
-        active = batch.t < batch.num_tasks
-        while active.any():
-            mask = batch.action_masks()
-            a = np.asarray(policy(batch.observe(mask), mask), dtype=np.int64)
-            a = np.where(mask[rows, a], a, R)
-            for j in np.flatnonzero(active).tolist():
-                out[j][batch.t[j]] = a[j]
-            batch.advance(a, active)
-            active = batch.t < batch.num_tasks
-        plans.extend(out)
-    return plans
+        return rollout(policy, instances, reward_scale, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------- evaluation episodes
@@ -248,88 +208,6 @@ def evaluation_instances(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class OracleResult:
-    """What the evaluation keeps of an oracle solve."""
-
-    plan: NDArray[np.int64]
-    objective_usd: float
-    status: str  # 'optimal' only when proven within the gap
-    mip_gap: float
-    solve_s: float
-
-
-def solve_oracle(inst: Instance, time_limit_s: float | None = None) -> OracleResult:
-    """The hindsight optimum of ``inst`` (:func:`baselines.milp.solve_hindsight`)."""
-    milp = milp_module()
-    if milp is None:
-        raise ValueError("the hindsight oracle needs baselines.milp, which is not importable")
-    t = time.perf_counter()
-    res = milp.solve_hindsight(inst, time_limit_s=time_limit_s)
-    return OracleResult(
-        np.asarray(res.plan, dtype=np.int64),
-        float(res.objective_usd),
-        str(res.status),
-        float(getattr(res, "mip_gap", float("nan"))),
-        time.perf_counter() - t,
-    )
-
-
-def cached_oracle(inst: Instance, folder: str | Path, time_limit_s: float | None = None) -> OracleResult:
-    """:func:`solve_oracle`, its result kept in ``folder`` under the instance's :meth:`~envs.Instance.digest`.
-
-    A cached result is reused for the same episode content only, and only if it is proven optimal or was
-    solved with at least ``time_limit_s`` (``None``: no limit), and if its plan is still feasible and
-    still costs its recorded objective under today's cost model (a changed model re-solves instead of
-    returning a stale optimum). An unreadable file is a miss; writes are atomic, so runs may share a folder.
-    """
-    digest = inst.digest()
-    p = Path(folder) / f"oracle_{digest[:24]}.npz"
-    wanted = math.inf if time_limit_s is None else time_limit_s
-    hit = _read_cached_oracle(p, digest, wanted)
-    if (
-        hit is not None
-        and not check_plan_feasible(inst, hit.plan)
-        and math.isclose(evaluate_plan(inst, hit.plan).total_usd, hit.objective_usd, rel_tol=1e-7)
-    ):
-        return hit
-    res = solve_oracle(inst, time_limit_s)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npz")
-    np.savez(
-        tmp,
-        plan=res.plan,
-        objective_usd=res.objective_usd,
-        status=res.status,
-        mip_gap=res.mip_gap,
-        solve_s=res.solve_s,
-        digest=digest,
-        time_limit_s=wanted,
-    )
-    os.replace(tmp, p)  # readers see the old file or the new one, never half of one
-    return res
-
-
-def _read_cached_oracle(p: Path, digest: str, wanted_limit_s: float) -> OracleResult | None:
-    """The result stored at ``p`` if it is for ``digest`` and good enough for ``wanted_limit_s``; else None."""
-    try:
-        with np.load(p) as z:
-            if str(z["digest"]) != digest:
-                return None
-            # inf: solved without a limit
-            if str(z["status"]) != "optimal" and float(z["time_limit_s"]) < wanted_limit_s:
-                return None
-            return OracleResult(
-                np.asarray(z["plan"], dtype=np.int64),
-                float(z["objective_usd"]),
-                str(z["status"]),
-                float(z["mip_gap"]),
-                float(z["solve_s"]),
-            )
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent, truncated or foreign
-        return None
-
-
 # --------------------------------------------------------------------------------- the benchmark
 def evaluate_episodes(
     instances: Sequence[Instance],
@@ -347,7 +225,7 @@ def evaluate_episodes(
     produce the plan) and ``relative_regret`` against the oracle (NaN without one).
 
     Policies: every agent, every heuristic (default all of ``HEURISTICS``), the rolling-horizon MILP and
-    the hindsight oracle (when :mod:`baselines.milp` is importable and they are asked for); both MILPs get
+    the hindsight oracle (when they are asked for); both MILPs get
     ``oracle_time_limit_s`` per episode. Where the oracle is not proven optimal, regret is measured against
     its incumbent (``oracle_status`` and ``oracle_gap`` say so). ``oracle_cache``: a folder where oracle
     solutions are kept by episode content (:func:`cached_oracle`); the oracle's ``plan_s`` is then the
@@ -356,7 +234,6 @@ def evaluate_episodes(
     from baselines.heuristics import HEURISTICS, make_heuristic
 
     names = list(HEURISTICS) if heuristics is None else list(heuristics)
-    milp = milp_module()
     rows: list[dict[str, Any]] = []
     # Agents play all episodes together (one forward pass per step for the whole batch).
     agent_plans: dict[str, tuple[list[NDArray[np.int64]], float]] = {}
@@ -367,7 +244,7 @@ def evaluate_episodes(
     for e, inst in enumerate(instances):
         plans_e: dict[str, tuple[str, NDArray[np.int64], float]] = {}
         oracle_usd, oracle_status, oracle_gap = float("nan"), "", float("nan")
-        if oracle and milp is not None:
+        if oracle:
             res = (
                 solve_oracle(inst, oracle_time_limit_s)
                 if oracle_cache is None
@@ -375,9 +252,9 @@ def evaluate_episodes(
             )
             plans_e["oracle"] = ("oracle", res.plan, res.solve_s)
             oracle_usd, oracle_status, oracle_gap = res.objective_usd, res.status, res.mip_gap
-        if rolling and milp is not None:
+        if rolling:
             t = time.perf_counter()
-            r = milp.solve_rolling(inst, time_limit_s=oracle_time_limit_s)
+            r = solve_rolling(inst, time_limit_s=oracle_time_limit_s)
             plans_e["rolling_milp"] = ("milp", np.asarray(r.plan, dtype=np.int64), time.perf_counter() - t)
         for name in names:
             t = time.perf_counter()

@@ -43,15 +43,14 @@ from agents.callbacks import (
 )
 from agents.evaluate import (
     algo_class,
-    cached_oracle,
     evaluation_instances,
     evaluation_seeds,
-    milp_module,
     play,
     torch_threads,
 )
 from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
+from baselines.milp import cached_oracle
 from envs.costs import evaluate_plan
 from envs.dynamics import ObsLayout
 from envs.placement import DEFAULT_REWARD_SCALE
@@ -117,11 +116,6 @@ def schedule(value: Any) -> float | LinearSchedule:
     elif isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     raise ValueError("expected a number > 0 or 'lin_<number > 0>' (linear decay to 0 over the run)")
-
-
-def resolve_named_scenario(name: str) -> Scenario:
-    """Deprecated: :meth:`Scenario.load` (kept for callers of the old name; remove with them)."""
-    return Scenario.load(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,19 +284,16 @@ def _load_model(cfg: TrainConfig, ckpt: Path, venv: VecEnv, tb: Path) -> Any:
 
 
 def evaluation_setup(
-    cfg: TrainConfig, scenario: Scenario, eval_dir: Path, log: Any = print
+    cfg: TrainConfig, scenario: Scenario, eval_dir: Path
 ) -> tuple[list[Any], list[float], list[float]]:
-    """The fixed evaluation episodes of a run, their oracle costs (cached beside them; NaN without
-    ``baselines.milp``) and the greedy heuristic's costs (the reference)."""
+    """The fixed evaluation episodes of a run, their oracle costs (cached beside them, or in
+    ``cfg.oracle_cache``) and the greedy heuristic's costs (the reference)."""
     seeds = evaluation_seeds(cfg.seed, cfg.eval_episodes)
     instances = evaluation_instances(scenario, seeds, cfg.eval_tasks, eval_dir)
     oracle: list[float] = []
-    have_milp = milp_module() is not None
-    if not have_milp:
-        log("evaluation: baselines.milp is not importable, so regret against the oracle is NaN")
     cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else eval_dir
     for inst in instances:
-        oracle.append(cached_oracle(inst, cache, cfg.oracle_time_limit_s).objective_usd if have_milp else float("nan"))
+        oracle.append(cached_oracle(inst, cache, cfg.oracle_time_limit_s).objective_usd)
     greedy = [
         evaluate_plan(i, p).total_usd
         for i, p in zip(instances, play(_greedy_batch(instances), instances, cfg.reward_scale), strict=True)
@@ -401,7 +392,7 @@ def _train(
     callbacks: list[Any] = [clock, checkpoint, ProgressBar(cfg.timesteps, cfg.progress_bar)]
     evaluator = None
     if cfg.eval_every > 0 and cfg.eval_episodes > 0:
-        instances, oracle, greedy = evaluation_setup(cfg, scen, eval_dir, log)
+        instances, oracle, greedy = evaluation_setup(cfg, scen, eval_dir)
         evaluator = RegretEval(
             instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv", out / "best_model.zip", cfg.algo, clock
         )

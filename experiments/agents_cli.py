@@ -73,7 +73,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluation_instances,
         evaluation_seeds,
         format_table,
-        milp_module,
         summarise,
     )
     from envs.scenario import Scenario
@@ -92,8 +91,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         scenario_name = json.loads(cfg.read_text())["scenario"] if cfg is not None else "default"
     scenario = Scenario.load(scenario_name)
     instances = evaluation_instances(scenario, evaluation_seeds(args.seed, args.episodes), args.tasks)
-    if milp_module() is None and not (args.no_oracle and args.no_rolling):
-        print("note: baselines.milp is not importable: no oracle or rolling-MILP rows, regret is NaN")
     episodes = evaluate_episodes(
         instances,
         [agent],

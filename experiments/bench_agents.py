@@ -41,7 +41,6 @@ from agents.evaluate import (
     evaluation_instances,
     evaluation_seeds,
     format_table,
-    milp_module,
     summarise,
 )
 from agents.train import TrainConfig, TrainResult, train
@@ -189,9 +188,7 @@ def bench_scenario(name: str, args: argparse.Namespace, out: Path) -> dict[str, 
         steps_per_s=r.steps_per_s,
         env_share=r.env_share,
         curve=curve_diagnosis(r.out / "eval" / "log.csv"),
-        oracle_optimal_share=float((episodes.loc[episodes["policy"] == "oracle", "oracle_status"] == "optimal").mean())
-        if milp_module() is not None
-        else float("nan"),
+        oracle_optimal_share=float((episodes.loc[episodes["policy"] == "oracle", "oracle_status"] == "optimal").mean()),
     )
     for policy, rr in runs.items():
         verdict[f"{policy}_steps"] = rr.num_timesteps
@@ -260,8 +257,6 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if milp_module() is None:
-        print("note: baselines.milp is not importable: no oracle, so regret targets cannot be judged")
     if args.backends:
         table = measure_backends(args.scenarios[0], 4096, (8, 16), out)
         print("training steps/s by vector-env backend (MaskablePPO, region policy, 4,096 steps each):")

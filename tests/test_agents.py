@@ -12,21 +12,20 @@ import pytest
 import torch as th
 from conftest import TOY_NODES, TOY_REGIONS
 
-import agents.evaluate
+import baselines.milp.cache
 from agents.evaluate import (
     Agent,
-    cached_oracle,
     detect_algo,
     evaluate_episodes,
     evaluation_instances,
-    milp_module,
     play,
     summarise,
 )
 from agents.policies import RegionNet, region_net
-from agents.train import ALGOS, NAMED_SCENARIOS, TrainConfig, resolve_named_scenario, train
+from agents.train import ALGOS, NAMED_SCENARIOS, TrainConfig, train
 from agents.vec import make_vec_env
 from baselines.heuristics import HEURISTICS, make_heuristic
+from baselines.milp import cached_oracle, solve_hindsight
 from envs import Scenario, check_plan_feasible, evaluate_plan
 from envs.dynamics import ObsLayout
 from envs.instance import Instance
@@ -272,7 +271,7 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="num_envs"):
         TrainConfig(num_envs=0)
     with pytest.raises(ValueError, match="scenario"):
-        resolve_named_scenario("no/such/file.toml")
+        Scenario.load("no/such/file.toml")
     for bad in ("lin_x", "lin_-1", "fast", -1e-4, True):
         with pytest.raises(ValueError, match=r"hyperparams\['learning_rate'\] = .*expected a number > 0 or 'lin_"):
             TrainConfig(hyperparams={"learning_rate": bad})
@@ -319,8 +318,6 @@ def test_evaluation_table_without_oracle_has_agent_and_heuristics(tmp_path: Path
 
 
 def test_evaluation_table_has_every_policy_and_nonnegative_regret(tmp_path: Path, toy_scenario: Scenario) -> None:
-    if milp_module() is None:
-        pytest.skip("baselines.milp is not importable")
     agent = untrained_agent(toy_scenario, tmp_path)
     instances = evaluation_instances(toy_scenario, [1, 2, 3], TASKS)
     episodes = evaluate_episodes(instances, [agent], oracle_time_limit_s=30.0)
@@ -336,21 +333,19 @@ def test_evaluation_table_has_every_policy_and_nonnegative_regret(tmp_path: Path
 def solves(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
     """The time limits of the oracle solves run from now on (cache hits add nothing)."""
     calls: list[float | None] = []
-    solve = agents.evaluate.solve_oracle
+    solve = baselines.milp.cache.solve_oracle
 
     def counting(inst: Instance, time_limit_s: float | None = None) -> object:
         calls.append(time_limit_s)
         return solve(inst, time_limit_s)
 
-    monkeypatch.setattr(agents.evaluate, "solve_oracle", counting)
+    monkeypatch.setattr(baselines.milp.cache, "solve_oracle", counting)
     return calls
 
 
 def test_cached_oracle_is_reused_for_the_same_episode_only(
     tmp_path: Path, toy_scenario: Scenario, solves: list[float | None]
 ) -> None:
-    if milp_module() is None:
-        pytest.skip("baselines.milp is not importable")
     a, b = evaluation_instances(toy_scenario, [1, 2], TASKS)
     first = cached_oracle(a, tmp_path, 30.0)
     again = cached_oracle(a, tmp_path, 30.0)
@@ -380,8 +375,6 @@ def test_cached_oracle_is_reused_for_the_same_episode_only(
 def test_cached_oracle_re_solves_a_stale_or_broken_file(
     tmp_path: Path, toy_scenario: Scenario, solves: list[float | None]
 ) -> None:
-    if milp_module() is None:
-        pytest.skip("baselines.milp is not importable")
     (a,) = evaluation_instances(toy_scenario, [1], TASKS)
     first = cached_oracle(a, tmp_path, 30.0)
     (f,) = tmp_path.glob("oracle_*.npz")  # one file, no temporary left behind
@@ -469,7 +462,7 @@ def test_cli_train_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[st
 # ------------------------------------------------------------------------------ contended scenario
 def test_contended_scenario_is_packaged_and_traps_greedy(default_scenario: Scenario) -> None:
     assert NAMED_SCENARIOS["contended"].is_file()
-    s = resolve_named_scenario("contended")
+    s = Scenario.load("contended")
     cap = dict(zip(s.region_names, s.capacity_gpu_s[0], strict=True))
     assert cap["Canada Central"] < cap["East US"] and cap["Brazil South"] < cap["East US"]
     assert not any(m.warm_at_home for m in s.models if m.name == "llm-70b")
@@ -478,10 +471,8 @@ def test_contended_scenario_is_packaged_and_traps_greedy(default_scenario: Scena
     greedy, local = (evaluate_plan(inst, plans[n]) for n in ("greedy", "local"))
     # Myopia: greedy overflows tasks rather than pay a replica that would serve the whole day.
     assert greedy.num_overflow > local.num_overflow and greedy.total_usd > local.total_usd
-    milp = milp_module()
-    if milp is not None:
-        oracle = milp.solve_hindsight(inst, time_limit_s=60.0)
-        assert greedy.total_usd > 1.2 * oracle.objective_usd
+    oracle = solve_hindsight(inst, time_limit_s=60.0)
+    assert greedy.total_usd > 1.2 * oracle.objective_usd
 
 
 # ------------------------------------------------------------------------------------------ learning

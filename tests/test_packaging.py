@@ -42,5 +42,5 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
     assert {"experiments/configs/frontier.toml", "envs/data/default.toml"} <= wanted
     missing = sorted(wanted - names)
     assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"
-    modules = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).glob("*.py")}
+    modules = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     assert modules <= names

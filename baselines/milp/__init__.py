@@ -1,0 +1,64 @@
+"""The exact hindsight oracle and a rolling-horizon baseline: the placement MILP, solved with HiGHS.
+
+Model (the cost model of :mod:`envs.costs`, nothing else). For every *feasible* pair (task k, action a)
+of :func:`envs.costs.static_mask` (the overflow action ``a = R`` always included):
+
+* ``x[k, a]`` binary: task k takes action a; ``sum_a x[k, a] = 1``;
+* capacity, per slot s and region i: ``sum_k gpu_s[k, i] x[k, i] <= capacity_gpu_s[s, i]``;
+* ``y[w, i, m]`` binary for each (replica window, region, model) without a permanent replica: a
+  region serves model m in window w only with the replica open (``x[k, i] <= y[w, i, m]``);
+* minimise ``sum pair_costs(...).total_usd * x + sum eta * replica_usd_per_model[m] * y``.
+
+Structure exploited (measured; see ``experiments/bench_milp.py``):
+
+* Tasks interact only through capacity (per slot) and replicas (per window), and slots nest inside
+  windows, so the MILP splits exactly into one block per window (per slot when no replica variable
+  joins the slots): blocks are solved alone, two at a time (HiGHS releases the GIL, and one HiGHS
+  thread per block is 2-5x faster than two), and their objectives and dual bounds add up.
+* Strong linking ``x <= y`` per pair, not ``sum x <= n y``: with replica charges that matter its LP
+  bound is the integer optimum where the aggregated one is 40% lower.
+* Pairs that cost at least the overflow penalty are dropped (overflow does as well with no capacity
+  and no replica) and capacity rows that no assignment could fill are left out: the optimum is kept.
+* The MIP start is the cheapest of greedy plans, one of them ordered by the block's LP relaxation
+  (LP rounding), so a time-limited solve always has an incumbent.
+
+Honest status: ``status == 'optimal'`` only when the plan's cost, re-evaluated with
+:func:`envs.costs.evaluate_plan`, is within ``mip_rel_gap`` of the dual bound; otherwise the incumbent
+is returned with its true gap and :func:`regret` refuses it (:func:`regret_interval` gives the interval).
+When capacity binds at many (slot, region) pairs, the blocks are multiple-knapsack problems whose
+near-ties (tasks of almost equal value) make a 1e-6 proof slow: expect ``'time_limit'`` there.
+
+The method, file by file:
+
+* :mod:`~baselines.milp.pairs`: the columns (admissible pairs, replica keys) and the independent blocks;
+* :mod:`~baselines.milp.start`: the greedy and LP-rounding MIP starts;
+* :mod:`~baselines.milp.model`: one block's rows (assignment, capacity, replica linking) as HiGHS arrays;
+* :mod:`~baselines.milp.block`: one block's solve (LP relaxation, MIP from the start, status, bound);
+* :mod:`~baselines.milp.solve`: :func:`solve_hindsight` (the blocks under one time budget) and
+  :func:`solve_rolling`;
+* :mod:`~baselines.milp.results`, :mod:`~baselines.milp.regret`: what they return, and regret;
+* :mod:`~baselines.milp.cache`: oracle solutions kept on disk by episode content (:func:`cached_oracle`).
+"""
+
+from baselines.milp.block import HIGHS_OPTIONS
+from baselines.milp.cache import OracleSolution, cached_oracle, solve_oracle
+from baselines.milp.model import Linking
+from baselines.milp.regret import Regret, regret, regret_interval
+from baselines.milp.results import BlockStats, MilpResult, RollingResult
+from baselines.milp.solve import solve_hindsight, solve_rolling
+
+__all__ = [
+    "HIGHS_OPTIONS",
+    "BlockStats",
+    "Linking",
+    "MilpResult",
+    "OracleSolution",
+    "Regret",
+    "RollingResult",
+    "cached_oracle",
+    "regret",
+    "regret_interval",
+    "solve_hindsight",
+    "solve_oracle",
+    "solve_rolling",
+]
