@@ -9,6 +9,9 @@ import pytest
 
 from baselines.heuristics import make_heuristic
 from baselines.milp import MilpResult, regret, regret_interval, solve_hindsight, solve_rolling
+from baselines.milp.block import block_bound
+from baselines.milp.model import build_model
+from baselines.milp.pairs import admissible_pairs
 from envs import (
     Instance,
     Scenario,
@@ -419,3 +422,66 @@ def test_solvers_print_nothing(toy_instance: Instance, capfd: pytest.CaptureFixt
     assert out == "" and err == ""
     solve_hindsight(toy_instance, verbose=True)
     assert "HiGHS" in capfd.readouterr().out
+
+
+# ------------------------------------------------------------------------------- the bounds themselves
+@pytest.mark.parametrize(("seed", "num_tasks", "num_regions", "integer_gpu"), CASES[:8])
+def test_lagrangian_bound_is_valid_for_any_multipliers(
+    seed: int, num_tasks: int, num_regions: int, integer_gpu: bool
+) -> None:
+    """Weak duality: whatever the row multipliers (HiGHS's duals or random ones, any sign), the bound never
+    exceeds the brute-force optimum of the whole model."""
+    inst = tiny_instance(seed, num_tasks, num_regions, integer_gpu=integer_gpu)
+    best, _ = brute_force(inst)
+    pc = cost_matrix(inst)
+    pairs = admissible_pairs(inst, pc, static_mask(inst, pc), np.arange(inst.num_tasks))
+    for linking in ("strong", "weak"):
+        model = build_model(inst, pairs, linking)
+        # the LP relaxation's duals: the bound is then the LP optimum (tight), still below the integer one
+        h = model.highs(verbose=False)
+        h.setOptionValue("solve_relaxation", True)
+        h.run()
+        lp_usd = h.getInfo().objective_function_value * model.cost_scale
+        duals = np.asarray(h.getSolution().row_dual)
+        assert model.lagrangian_bound(duals) == pytest.approx(lp_usd, rel=1e-9, abs=1e-12)
+        rng = np.random.default_rng(seed)
+        for y in [
+            np.zeros(model.num_row),
+            duals,
+            *(duals * rng.uniform(0.5, 1.5, duals.size) for _ in range(50)),
+            *(rng.normal(0.0, rng.choice([1e-3, 1e-2, 1.0]), model.num_row) for _ in range(50)),
+        ]:
+            assert model.lagrangian_bound(y) <= best * (1 + 1e-12) + 1e-12
+
+
+def test_block_bound_keeps_highs_only_when_consistent(toy_instance: Instance) -> None:
+    pc = cost_matrix(toy_instance)
+    pairs = admissible_pairs(toy_instance, pc, static_mask(toy_instance, pc), np.arange(toy_instance.num_tasks))
+    model = build_model(toy_instance, pairs, "strong")
+    s, tol = model.cost_scale, 1e-7
+    # HiGHS's bound between the LP bound and the incumbent is used
+    assert block_bound(model, 1.0, 0.5, 0.9 / s, tol) == (pytest.approx(0.9), "highs", True)
+    # far above the incumbent: inconsistent, the LP bound stands alone
+    assert block_bound(model, 1.0, 0.5, 2.0 / s, tol) == (0.5, "lp", False)
+    # above by less than HiGHS's tolerance: the incumbent is optimal to that precision
+    bound, source, trusted = block_bound(model, 1.0, 0.5, (1.0 + 0.5 * tol * s) / s, tol)
+    assert (bound, source, trusted) == (1.0, "highs", True)
+    # costs are never negative: 0 bounds a block whose LP bound is lower
+    assert block_bound(model, 1.0, -3.0, float("nan"), tol)[:2] == (0.0, "zero")
+    # a weak-duality bound above the incumbent is a modelling error, never a proof
+    with pytest.raises(RuntimeError, match=r"weak-duality bound .* above the block's incumbent"):
+        block_bound(model, 1.0, 1.5, float("nan"), tol)
+
+
+@pytest.mark.parametrize("beta", [1e-9, 1e-12])
+def test_costs_over_many_orders_of_magnitude_are_reported_unproven(contended_day: Instance, beta: float) -> None:
+    """A carbon weight of 1e-12 beside SLO penalties of 0.01 USD: HiGHS cannot prove such a plan, and the
+    oracle and the rolling baseline say so ('unproven', no limit was hit) instead of 'optimal'."""
+    inst = contended_day.replace(cost=CostParams(alpha=0.0, beta=beta, gamma=0.0, eta=0.0))
+    res = solve_hindsight(inst, time_limit_s=60)
+    assert_honest(inst, res)
+    assert res.status in ("optimal", "unproven")
+    roll = solve_rolling(inst, time_limit_s=60)
+    assert (roll.status == "optimal") == (roll.max_slot_gap <= 1e-6)
+    assert roll.status in ("optimal", "unproven")
+    assert res.status != "optimal" or roll.status != "optimal"  # at least one of them cannot prove it here

@@ -268,7 +268,7 @@ def _block_solution(
     ms = h.getModelStatus()
     obj = model.columns_cost(chosen)  # the incumbent re-priced in USD, not HiGHS's scaled figure
     dual_tol = float(h.getOptionValue("dual_feasibility_tolerance")[1])
-    bound, trusted = block_bound(model, obj, lp_bound, float(info.mip_dual_bound), dual_tol)
+    bound, source, trusted = block_bound(model, obj, lp_bound, float(info.mip_dual_bound), dual_tol)
     if not trusted:
         note = (f"{note}; " if note else "") + (
             "HiGHS's dual bound lies above its incumbent beyond its own tolerances: the LP relaxation's bound is kept"
@@ -289,6 +289,7 @@ def _block_solution(
         start_s=times.start_s,
         solve_s=times.solve_s,
         nodes=int(info.mip_node_count),
+        bound_source=source,
         note=note,
     )
     return BlockSolution(chosen=chosen, stats=stats, limited=ms != highspy.HighsModelStatus.kOptimal)
@@ -305,21 +306,31 @@ def _check_one_action_per_task(model: BlockModel, chosen: NDArray[np.bool_]) -> 
 
 def block_bound(
     model: BlockModel, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
-) -> tuple[float, bool]:
-    """The block's dual bound, USD, never above its incumbent ``obj_usd``; and whether HiGHS's was kept.
+) -> tuple[float, str, bool]:
+    """``(bound, source, trusted)``: the block's dual bound, USD, never above its incumbent ``obj_usd``;
+    where it comes from (``"lp"``, ``"highs"`` or ``"zero"``); whether HiGHS's bound was consistent.
 
-    HiGHS's branch-and-bound bound (``mip_bound``, in its scaled units) is trusted when it lies at most
-    ``dual_tol`` per task (its reduced-cost tolerance, in the same units) above the incumbent: such an
-    excess is the solver's inexactness, and the incumbent is then optimal to that precision. Farther
-    above, it is wrong by more than its tolerances, and the rigorous LP bound stands alone.
+    The LP relaxation's weak-duality bound (``lp_bound_usd``) is valid whatever HiGHS's tolerances, up to
+    float rounding: above the incumbent by more than that, the model or the incumbent is wrong, and this
+    raises. HiGHS's branch-and-bound bound (``mip_bound``, in its scaled units) is HiGHS's word: it is used
+    where higher and at most ``dual_tol`` per task (its reduced-cost tolerance, in the same units) above
+    the incumbent (that excess is its inexactness: the incumbent is optimal to that precision); farther
+    above, it is inconsistent and the LP bound stands alone.
     """
-    # costs are never negative (envs.costs), so 0 bounds every block: exact where the optimum is 0
-    bound = max(lp_bound_usd, 0.0) if model.col_cost.min(initial=0.0) >= 0.0 else lp_bound_usd
+    rounding = 1e-9 * max(abs(obj_usd), model.num_tasks * model.cost_scale)
+    if lp_bound_usd > obj_usd + rounding:
+        raise RuntimeError(
+            f"the LP relaxation's weak-duality bound {lp_bound_usd!r} USD lies above the block's incumbent "
+            f"{obj_usd!r} USD: a modelling or incumbent error"
+        )
+    bound, source = lp_bound_usd, "lp"
+    if model.col_cost.min(initial=0.0) >= 0.0 and bound < 0.0:
+        bound, source = 0.0, "zero"  # costs are never negative (envs.costs): 0 bounds every block
     trusted = True
     if math.isfinite(mip_bound):
         mip_usd = mip_bound * model.cost_scale
-        if mip_usd <= obj_usd + dual_tol * model.num_tasks * model.cost_scale:
-            bound = max(bound, mip_usd)
-        else:
+        if mip_usd > obj_usd + dual_tol * model.num_tasks * model.cost_scale:
             trusted = False
-    return min(bound, obj_usd), trusted
+        elif mip_usd > bound:
+            bound, source = mip_usd, "highs"
+    return min(bound, obj_usd), source, trusted

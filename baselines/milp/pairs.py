@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.costs import PairCosts, replica_usd_per_model
+from envs.costs import PairCosts, replica_charge_usd
 from envs.instance import Instance
 
 
@@ -23,7 +23,7 @@ class Pairs:
     slot_region: NDArray[np.int64]  # [P] capacity row key slot * R + region, -1 for overflow
     replica: NDArray[np.int64]  # [P] index into replica_key, -1 when no replica charge can arise
     replica_key: NDArray[np.int64]  # [Y] (window * R + region) * M + model
-    replica_cost_usd: NDArray[np.float64]  # [Y] eta * replica_usd_per_model[model], USD
+    replica_cost_usd: NDArray[np.float64]  # [Y] replica_charge_usd[model]: eta x the charge, USD
 
     def take(self, idx: NDArray[np.int64]) -> Pairs:
         """The pairs ``idx`` (replica indices unchanged)."""
@@ -82,7 +82,7 @@ def admissible_pairs(
         slot_region=np.where(served, inst.slot_idx[k] * R + region, -1),
         replica=replica,
         replica_key=replica_key,
-        replica_cost_usd=inst.cost.eta * replica_usd_per_model(inst)[replica_key % M],
+        replica_cost_usd=replica_charge_usd(inst)[replica_key % M],
     )
 
 

@@ -25,6 +25,7 @@ class BlockStats:
     start_s: float  # LP relaxation (its bound counts) and LP rounding for the MIP start, s
     solve_s: float  # the MILP solve, s
     nodes: int
+    bound_source: str = ""  # "lp": the LP relaxation's weak-duality bound; "highs": HiGHS's B&B bound; "zero"
     note: str = ""  # anything unusual about this solve
 
 
@@ -33,15 +34,17 @@ class MilpResult:
     """An oracle solve: the plan, its cost, and how far from optimal it is proven to be.
 
     ``mip_gap = (objective_usd - dual_bound_usd) / |objective_usd|`` (0 when the bound reaches the
-    objective) is the true relative gap of the returned plan; ``status == 'optimal'`` iff
-    ``mip_gap <= mip_rel_gap``, else ``'time_limit'`` (a solver failure raises).
+    objective) is the true relative gap of the returned plan. ``status`` is ``'optimal'`` iff
+    ``mip_gap <= mip_rel_gap``; otherwise ``'time_limit'`` when a block was stopped by the time limit, or
+    ``'unproven'`` when HiGHS finished but its bound could not be used to prove the plan (e.g. costs
+    spanning many orders of magnitude). A solver failure raises.
     """
 
     plan: NDArray[np.int64]  # [K] action per task (R = overflow)
     objective_usd: float  # evaluate_plan(instance, plan).total_usd
     dual_bound_usd: float  # proven lower bound on the optimum, USD
     mip_gap: float  # relative
-    status: str  # 'optimal' | 'time_limit'
+    status: str  # 'optimal' | 'time_limit' | 'unproven'
     mip_rel_gap: float  # the requested relative gap
     build_s: float  # cost matrix, pairs, blocks' model arrays and greedy plans (summed over blocks), s
     solve_s: float  # HiGHS (LP for the start, then MILP), summed over blocks run side by side, s
@@ -62,12 +65,13 @@ class RollingResult:
     """The rolling-horizon baseline: slot by slot, each slot's arrivals placed optimally given the state.
 
     ``status == 'optimal'`` when every slot's MILP was solved within ``mip_rel_gap`` (the *policy* is
-    then exactly the myopic one; its cost is not a bound on anything).
+    then exactly the myopic one; its cost is not a bound on anything); otherwise ``'time_limit'`` or
+    ``'unproven'``, as for :class:`MilpResult`.
     """
 
     plan: NDArray[np.int64]  # [K]
     objective_usd: float  # evaluate_plan(instance, plan).total_usd
-    status: str  # 'optimal' | 'time_limit'
+    status: str  # 'optimal' | 'time_limit' | 'unproven'
     max_slot_gap: float  # worst relative gap among the slot solves
     build_s: float
     solve_s: float

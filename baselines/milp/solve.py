@@ -104,7 +104,7 @@ def _hindsight_result(
         objective_usd=obj,
         dual_bound_usd=bound,
         mip_gap=gap,
-        status="optimal" if gap <= mip_rel_gap else "time_limit",
+        status=_status(gap <= mip_rel_gap, any(s.limited for s in sols)),
         mip_rel_gap=mip_rel_gap,
         build_s=prep_s + sum(s.build_s for s in stats),
         solve_s=sum(s.start_s + s.solve_s for s in stats),
@@ -242,12 +242,17 @@ def solve_rolling(
     return RollingResult(
         plan=plan,
         objective_usd=ev.total_usd,
-        status="optimal" if worst <= mip_rel_gap or not limited else "time_limit",
+        status=_status(worst <= mip_rel_gap, limited),
         max_slot_gap=worst,
         build_s=build_s,
         solve_s=solve_s,
         num_slots=len(groups),
     )
+
+
+def _status(proven: bool, limited: bool) -> str:
+    """'optimal' when proven within the gap; else 'time_limit' if a limit stopped a block, or 'unproven'."""
+    return "optimal" if proven else "time_limit" if limited else "unproven"
 
 
 def _slot_groups(inst: Instance) -> list[NDArray[np.int64]]:
