@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("envs", "agents", "baselines", "experiments")
 # Folders of run-time data inside the packages: every file in them must ship.
 DATA_FOLDERS = ("envs/data", "experiments/configs")
+BENCH = "experiments/bench"  # benchmark scripts: run from a checkout, never installed
 
 
 def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
@@ -43,4 +44,9 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
     missing = sorted(wanted - names)
     assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"
     modules = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
-    assert modules <= names
+    bench = {m for m in modules if m.startswith(f"{BENCH}/")}
+    assert bench and not bench & names, "the benchmark scripts (development dependencies) stay out of the wheel"
+    assert modules - bench <= names, f"the wheel lacks {sorted(modules - bench - names)}"
+    wheel_zip = zipfile.ZipFile(wheel)
+    for name in sorted(n for n in names if n.endswith(".py")):
+        assert "pulp" not in wheel_zip.read(name).decode(), f"{name} uses PuLP, a development dependency"

@@ -9,7 +9,7 @@ of :func:`envs.costs.static_mask` (the overflow action ``a = R`` always included
   region serves model m in window w only with the replica open (``x[k, i] <= y[w, i, m]``);
 * minimise ``sum pair_costs(...).total_usd * x + sum eta * replica_usd_per_model[m] * y``.
 
-Structure exploited (measured; see ``experiments/bench_milp.py``):
+Structure exploited (measured; see ``experiments/bench/milp.py``):
 
 * Tasks interact only through capacity (per slot) and replicas (per window), and slots nest inside
   windows, so the MILP splits exactly into one block per window (per slot when no replica variable

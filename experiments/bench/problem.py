@@ -1,6 +1,6 @@
 """Benchmark of the problem definition: sample a 100,000-task episode and evaluate a plan for it.
 
-Run: ``python -m experiments.bench_problem [--tasks N] [--repeat R]``. Prints the best of R timings of
+Run: ``python -m experiments.bench.problem [--tasks N] [--repeat R]``. Prints the best of R timings of
 each phase and the peak memory traced while it ran (numpy allocations are traced). Targets on a
 2-core machine: sampling <= 1 s, evaluate_plan <= 0.2 s.
 """

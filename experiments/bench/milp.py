@@ -1,6 +1,6 @@
 """Benchmark of the MILP oracle (baselines.milp) against the same model written plainly in PuLP + CBC.
 
-Run: ``python -m experiments.bench_milp [--quick] [--skip-stress]``. Prints, does not assert. Parts:
+Run: ``python -m experiments.bench.milp [--quick] [--skip-stress]``. Prints, does not assert. Parts:
 
 1. 20,000 tasks of the default scenario at its own arrival rate (100 tasks/h, so a 200-hour episode):
    ``solve_hindsight`` (HiGHS, per-window blocks) and PuLP + CBC (one LpVariable per feasible pair, the

@@ -1,6 +1,6 @@
 """Benchmark of ``geoinfer/Placement-v0`` against CartPole-v1, in one process.
 
-Run: ``python -m experiments.bench_env [--steps N] [--vec-steps N] [--num-envs N]``. Prints:
+Run: ``python -m experiments.bench.env [--steps N] [--vec-steps N] [--num-envs N]``. Prints:
 
 1. steps/s of the single env made with ``gymnasium.make`` (default scenario, random admissible actions,
    resets included) and of ``CartPole-v1`` made the same way (random actions), and their ratio;

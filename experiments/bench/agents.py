@@ -1,6 +1,6 @@
 """Benchmark of the learned agents against the heuristics and the hindsight oracle.
 
-Run: ``python -m experiments.bench_agents [--minutes 30] [--scenarios contended default] [--episodes 10]``.
+Run: ``python -m experiments.bench.agents [--minutes 30] [--scenarios contended default] [--episodes 10]``.
 For each scenario it trains MaskablePPO (region policy) for at most ``--minutes`` of wall time, then
 evaluates its best checkpoint (chosen on the run's own ``--eval-episodes`` fixed evaluation episodes, 8 by
 default: on 4 the choice overfitted them) on ``--episodes`` fresh
@@ -20,7 +20,7 @@ The README's figures add ``--max-steps 4000000 --hp learning_rate=lin_3e-4`` (th
 linearly to 0 at 4 M steps): at the constant default rate the evaluation curve swings by several points of
 regret between checkpoints, and the best one is a lucky draw.
 
-Quick check that it runs: ``python -m experiments.bench_agents --minutes 0.2 --episodes 2 --tasks 300``.
+Quick check that it runs: ``python -m experiments.bench.agents --minutes 0.2 --episodes 2 --tasks 300``.
 """
 
 from __future__ import annotations
