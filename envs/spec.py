@@ -41,16 +41,22 @@ def default_spec() -> Spec:
     return spec
 
 
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """The tables of a user's TOML file; ``what`` names it in errors (a missing file, invalid TOML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist (expected a TOML file)")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{what} {str(path)!r} is not valid TOML: {exc}") from exc
+
+
 def load_toml(path: str | Path) -> Spec:
     """Read a user TOML file; data paths in it are resolved relative to its folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"scenario file {str(path)!r} does not exist (expected a TOML file)")
-    try:
-        with open(path, "rb") as f:
-            spec = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"scenario file {str(path)!r} is not valid TOML: {exc}") from exc
+    spec = read_toml(path, "scenario file")
     if "data" in spec and isinstance(spec["data"], dict):
         spec["data"] = {k: _resolve(v, path.parent) for k, v in spec["data"].items()}
     return spec

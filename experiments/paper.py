@@ -14,7 +14,6 @@ import dataclasses
 import math
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from envs import NAMED_SCENARIOS, Instance, Scenario, metrics, residency_allowed, sample_instance, static_mask
+from envs.spec import read_toml
 
 EXPERIMENTS = ("frontier", "frictions", "legal", "capacity", "layers")
 CONFIG_DIR = Path(str(resources.files("experiments") / "configs"))
@@ -86,17 +86,10 @@ def load_config(
     """The experiment's default config, overridden by the TOML at ``path``, ``--seeds`` and ``--quick``."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment = {name!r}: expected one of {EXPERIMENTS}")
-    with open(CONFIG_DIR / f"{name}.toml", "rb") as f:
-        values: dict[str, Any] = tomllib.load(f)
+    values = read_toml(CONFIG_DIR / f"{name}.toml", "experiment config")
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"--config {str(path)!r}: expected an existing TOML file")
-        try:
-            with open(p, "rb") as f:
-                override = tomllib.load(f)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"--config {str(path)!r} is not valid TOML: {exc}") from exc
+        override = read_toml(p, "--config")
         known = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"name"}
         unknown = set(override) - known
         if unknown:
