@@ -29,15 +29,6 @@ INVALID_ACTION_MODES = ("overflow", "raise")
 DEFAULT_REWARD_SCALE = 100.0  # reward units per USD: a reward of -1 is a cost of 1 US cent
 
 
-def resolve_scenario(scenario: Scenario | str | Path | None, arrival: str | None = None) -> Scenario:
-    """:meth:`Scenario.load` (an object, a registered name, a TOML path or ``None``), then an optional
-    arrival-process override."""
-    s = Scenario.load(scenario)
-    if arrival is not None and arrival != s.arrival.kind:
-        s = s.with_overrides({"workload": {"arrival": arrival}})
-    return s
-
-
 def _is_count(value: Any, minimum: int) -> bool:
     return bool(not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum)
 
@@ -75,7 +66,9 @@ class EnvCore:
             raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
         if num_tasks is not None and not _is_count(num_tasks, 1):
             raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
-        s = resolve_scenario(scenario, arrival)
+        s = Scenario.load(scenario)
+        if arrival is not None and arrival != s.arrival.kind:
+            s = s.with_overrides({"workload": {"arrival": arrival}})
         if horizon_h is not None:
             episode_hours(s, horizon_h)  # the check every sampled episode makes, made once here
         layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from envs.params import CostParams, _readonly
 
-FORMAT_VERSION = 4  # 2: arrival_rate_per_h; 3: captive_gpu_s_per_h; 4: horizon_h
+FORMAT_VERSION = 4  # of the .npz files Instance.save writes; the history of versions is in CHANGELOG.md
 _READABLE_VERSIONS = (3, 4)  # a version-3 file has no horizon_h: read as whole slots, as it was played
 
 TASK_AXES = "K"  # the axes of a per-task field

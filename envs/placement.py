@@ -122,7 +122,9 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         self.action_space = self.core.action_space()
         self.observation_space = self.core.observation_space()
         self._batch = self.core.batch(1, precompute_obs=True)
-        self._mask: NDArray[np.bool_] = np.zeros(self.num_regions + 1, dtype=bool)  # never mutated in place
+        # the step's constants as plain attributes: a step is a few microseconds, property chains show in it
+        self._R, self._scale, self._obs_size = self.core.num_regions, self.core.reward_scale, self.core.layout.size
+        self._mask: NDArray[np.bool_] = np.zeros(self._R + 1, dtype=bool)  # never mutated in place
         self._done = True
         self.instance: Instance | None = None
         self._last: dict[str, Any] = {}
@@ -155,22 +157,21 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         try:
             a = int(action)
         except (TypeError, ValueError):
-            raise ValueError(f"action = {action!r}: expected an integer in [0, {self.num_regions}]") from None
-        if a != action or not 0 <= a <= self.num_regions:
-            raise ValueError(
-                f"action = {action!r}: expected an integer in [0, {self.num_regions}] ({self.num_regions} is overflow)"
-            )
+            raise ValueError(f"action = {action!r}: expected an integer in [0, {self._R}]") from None
+        if a != action or not 0 <= a <= self._R:
+            raise ValueError(f"action = {action!r}: expected an integer in [0, {self._R}] ({self._R} is overflow)")
         b = self._batch
         k = int(b.t[0])
         invalid = not self._mask[a]
-        a = self.core.executed_one(a, not invalid, b)
+        if invalid:
+            a = self.core.executed_one(a, False, b)
         task_cost, replica = b.advance_one(a)
         cost = task_cost + replica
         comp = b.comp[0, k, a].tolist()
         self._done = bool(b.t[0] >= b.num_tasks[0])
         if self._done:
-            obs = np.zeros(self.layout.size, dtype=np.float32)
-            self._mask = np.zeros(self.num_regions + 1, dtype=bool)
+            obs = np.zeros(self._obs_size, dtype=np.float32)
+            self._mask = np.zeros(self._R + 1, dtype=bool)
             self._mask[-1] = True
         else:
             self._mask = b.action_mask_one()
@@ -189,7 +190,7 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
             COMPONENTS[4]: comp[4],
         }
         self._last = info
-        return obs, -cost * self.reward_scale, self._done, False, info
+        return obs, -cost * self._scale, self._done, False, info
 
     def action_masks(self) -> NDArray[np.bool_]:
         """Admissible actions for the current task (the method sb3-contrib's MaskablePPO calls)."""
