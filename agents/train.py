@@ -248,7 +248,7 @@ def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, An
     extra = dict(cfg.hyperparams.get("policy_kwargs", {}))
     if cfg.policy == "mlp":
         return ("MlpPolicy", extra)
-    layout = ObsLayout(tuple(c.name for c in scenario.classes), scenario.node_names, scenario.region_names)
+    layout = ObsLayout.of(scenario)
     cls = {"maskable_ppo": MaskableRegionPolicy, "dqn": RegionDQNPolicy}.get(cfg.algo, RegionActorCriticPolicy)
     return cls, {"task_features": layout.task_features, "hidden": cfg.hidden, **extra}
 

@@ -90,7 +90,7 @@ class PlacementBatchVecEnv(CoreAttributes, VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if not self._streams.seeded:
             raise RuntimeError("step() called before reset()")
-        a, b = self.core.check_actions(self._actions, self.num_envs), self._batch
+        a, b = self.core.check_actions(self._actions, self.num_envs, flatten=True), self._batch
         a, invalid = self.core.executed(a, np.take(self._mask, self._rows * (self.num_regions + 1) + a), b)
         task_cost, replica = b.advance(a, np.ones(self.num_envs, dtype=bool))
         rewards = (-(task_cost + replica) * self.reward_scale).astype(np.float32)

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from envs.core import DEFAULT_REWARD_SCALE
-from envs.dynamics import REGION_FEATURES, ObsLayout, play
+from envs.dynamics import REGION_FEATURES, InadmissibleAction, ObsLayout, play
 from envs.instance import Instance
 
 _F = {name: j for j, name in enumerate(REGION_FEATURES)}
@@ -76,8 +76,8 @@ class Heuristic:
         """Play this policy over ``inst`` with the env's dynamics; returns one action per task."""
         try:
             return play(self.act, [inst], reward_scale, batched=False, strict=True)[0]
-        except RuntimeError as exc:  # a heuristic only picks admissible actions: a bug if it does not
-            raise RuntimeError(f"{self.name}: {exc}") from None
+        except InadmissibleAction as exc:  # a heuristic only picks admissible actions: a bug if it does not
+            raise InadmissibleAction(f"{self.name}: {exc}") from exc
 
 
 class Local(Heuristic):
@@ -143,7 +143,7 @@ def make_heuristic(name: str, source: Any, seed: int | None = None) -> Heuristic
     if name not in HEURISTICS:
         raise ValueError(f"heuristic {name!r}: expected one of {sorted(HEURISTICS)}")
     if isinstance(source, Instance):
-        layout = ObsLayout(source.class_names, source.node_names, source.region_names)
+        layout = ObsLayout.of(source)
         home = np.zeros(len(source.node_names), dtype=np.int64)
         home[source.node_idx] = source.home_idx  # every node with tasks; others are never asked
         return HEURISTICS[name](layout, home, seed)

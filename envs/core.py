@@ -71,7 +71,7 @@ class EnvCore:
             s = s.with_overrides({"workload": {"arrival": arrival}})
         if horizon_h is not None:
             episode_hours(s, horizon_h)  # the check every sampled episode makes, made once here
-        layout = ObsLayout(tuple(c.name for c in s.classes), s.node_names, s.region_names)
+        layout = ObsLayout.of(s)
         return cls(
             s, None if num_tasks is None else int(num_tasks), horizon_h, invalid_action, float(reward_scale), layout
         )
@@ -118,11 +118,15 @@ class EnvCore:
         return inst
 
     # ----------------------------------------------------------------------------- actions
-    def check_actions(self, actions: Any, num_envs: int) -> NDArray[np.int64]:
-        """``actions`` as ``int64 [num_envs]``, each in ``[0, R]``; a ValueError naming the first bad one."""
+    def check_actions(self, actions: Any, num_envs: int, flatten: bool = False) -> NDArray[np.int64]:
+        """``actions`` as ``int64 [num_envs]``, each in ``[0, R]``; a ValueError naming the first bad one.
+
+        ``flatten`` accepts any integer array of ``num_envs`` entries (SB3 may pass ``[N, 1]``); without it the
+        shape must be ``(num_envs,)``, that of the Gymnasium vector env's ``MultiDiscrete`` action space.
+        """
         a = np.asarray(actions)
         R = self.num_regions
-        if a.size == num_envs and a.dtype.kind in "iu":
+        if flatten and a.size == num_envs and a.dtype.kind in "iu":
             a = a.reshape(num_envs)
         if a.shape != (num_envs,) or a.dtype.kind not in "iu":
             raise ValueError(f"actions has shape {a.shape} and dtype {a.dtype}: expected {num_envs} integers")

@@ -1,5 +1,6 @@
 """Step dynamics of placement episodes, batched over B episodes: the one implementation behind the
-single env, the native vector env and the heuristics' offline planner.
+single env, the native vector env, the SB3 batch env, and the one rollout loop (:func:`play`) under the
+heuristics' plans and agent evaluation.
 
 At load, each episode's :class:`~envs.Instance` is turned into per-task rows taken from the shared
 cost model (:mod:`envs.costs`): the weighted cost of every action, GPU time, latency, the static
@@ -29,6 +30,7 @@ from envs.costs import (
     replica_charge_usd,
 )
 from envs.instance import Instance
+from envs.scenario import Scenario
 
 # Rows of the [K, A] cost matrix computed at a time, which bounds the temporaries of a long episode.
 _CHUNK = 8192
@@ -74,6 +76,13 @@ class ObsLayout:
     class_names: tuple[str, ...]
     node_names: tuple[str, ...]
     region_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, source: Instance | Scenario) -> ObsLayout:
+        """The layout of a scenario's episodes, or of an instance's."""
+        if isinstance(source, Instance):
+            return cls(tuple(source.class_names), tuple(source.node_names), tuple(source.region_names))
+        return cls(tuple(c.name for c in source.classes), tuple(source.node_names), tuple(source.region_names))
 
     @property
     def task_features(self) -> tuple[str, ...]:
@@ -496,25 +505,27 @@ def play(
     ``batch_size``; all instances share regions, nodes, classes and models); with ``batched=False``,
     ``policy(obs [D], mask [R + 1]) -> action`` for one episode at a time (no batching overhead for a
     policy that acts on one observation). An inadmissible action is played as overflow, or raises
-    ``RuntimeError`` with ``strict``.
+    :class:`InadmissibleAction` (naming the task and the instance) with ``strict``. An instance without
+    tasks gets an empty plan.
     """
     size = batch_size if batched else 1
     plans: list[NDArray[np.int64]] = []
     for lo in range(0, len(instances), size):
         block = list(instances[lo : lo + size])
-        chunk = [i for i in block if i.num_tasks > 0]  # an episode without tasks has an empty plan
+        ids = [lo + j for j, i in enumerate(block) if i.num_tasks > 0]  # an episode without tasks: an empty plan
+        chunk = [instances[j] for j in ids]
         played: list[NDArray[np.int64]] = []
         if chunk:
             first = chunk[0]
-            layout = ObsLayout(first.class_names, first.node_names, first.region_names)
+            layout = ObsLayout.of(first)
             single = len(chunk) == 1
             batch = EpisodeBatch(len(chunk), layout, len(first.model_names), reward_scale, False, single)
             if not batched:
-                played = [_play_one(cast(ActFn, policy), batch, first, strict)]
+                played = [_play_one(cast(ActFn, policy), batch, first, strict, ids[0])]
             elif single:
-                played = [_play_one(_one_at_a_time(cast(PolicyFn, policy)), batch, first, strict)]
+                played = [_play_one(_one_at_a_time(cast(PolicyFn, policy)), batch, first, strict, ids[0])]
             else:
-                played = _play_batch(cast(PolicyFn, policy), batch, chunk, strict)
+                played = _play_batch(cast(PolicyFn, policy), batch, chunk, strict, ids)
         it = iter(played)
         plans.extend(next(it) if i.num_tasks > 0 else np.empty(0, dtype=np.int64) for i in block)
     return plans
@@ -525,11 +536,15 @@ def _one_at_a_time(policy: PolicyFn) -> ActFn:
     return lambda obs, mask: int(np.asarray(policy(obs[None], mask[None])).reshape(-1)[0])
 
 
-def _refuse(a: int, k: int) -> None:
-    raise RuntimeError(f"the policy chose the inadmissible action {a} for task {k}")
+class InadmissibleAction(RuntimeError):
+    """A policy played with ``strict=True`` chose an action the mask forbids."""
 
 
-def _play_one(act: ActFn, batch: EpisodeBatch, inst: Instance, strict: bool) -> NDArray[np.int64]:
+def _refuse(a: int, k: int, episode: int) -> None:
+    raise InadmissibleAction(f"the policy chose the inadmissible action {a} for task {k} of instances[{episode}]")
+
+
+def _play_one(act: ActFn, batch: EpisodeBatch, inst: Instance, strict: bool, episode: int) -> NDArray[np.int64]:
     """One episode through the scalar fast path; ``act(obs [D], mask [R + 1]) -> action``."""
     batch.load(0, inst)
     R = inst.num_regions
@@ -539,14 +554,16 @@ def _play_one(act: ActFn, batch: EpisodeBatch, inst: Instance, strict: bool) -> 
         a = int(act(batch.observe_one(mask), mask))
         if not mask[a]:
             if strict:
-                _refuse(a, k)
+                _refuse(a, k, episode)
             a = R
         plan[k] = a
         batch.advance_one(a)
     return plan
 
 
-def _play_batch(policy: PolicyFn, batch: EpisodeBatch, chunk: list[Instance], strict: bool) -> list[NDArray[np.int64]]:
+def _play_batch(
+    policy: PolicyFn, batch: EpisodeBatch, chunk: list[Instance], strict: bool, episodes: list[int]
+) -> list[NDArray[np.int64]]:
     batch.load_all(chunk)
     R = chunk[0].num_regions
     out = [np.full(i.num_tasks, -1, dtype=np.int64) for i in chunk]
@@ -558,7 +575,7 @@ def _play_batch(policy: PolicyFn, batch: EpisodeBatch, chunk: list[Instance], st
         bad = active & ~mask[rows, a]
         if strict and bad.any():
             e = int(np.argmax(bad))
-            _refuse(int(a[e]), int(batch.t[e]))
+            _refuse(int(a[e]), int(batch.t[e]), episodes[e])
         a = np.where(bad, R, a)
         for j in np.flatnonzero(active).tolist():
             out[j][batch.t[j]] = a[j]

@@ -485,3 +485,19 @@ def test_an_empty_random_draw_is_redrawn_with_a_random_count(default_scenario: S
         same_start = sample_instance(default_scenario, seed=0, horizon_h=0.01, start_hour=inst.start_hour)
         assert np.array_equal(inst.arrival_rate_per_h, same_start.arrival_rate_per_h)
     assert min(counts) >= 1 and len(counts) > 1
+
+
+def test_batched_envs_check_action_shapes(toy_scenario: Scenario) -> None:
+    """The Gymnasium vector env wants ``MultiDiscrete((N,))`` actions exactly; the SB3 batch env also takes
+    SB3's ``[N, 1]``; neither takes floats."""
+    venv = PlacementVectorEnv(2, scenario=toy_scenario, num_tasks=5)
+    venv.reset(seed=0)
+    for bad in (np.array([[0], [1]]), np.array([0.0, 1.0]), np.array([0, 1, 2])):
+        with pytest.raises(ValueError, match=r"actions has shape .* expected 2 integers"):
+            venv.step(bad)
+    sb3 = PlacementBatchVecEnv(2, scenario=toy_scenario, num_tasks=5)
+    sb3.seed(0)
+    sb3.reset()
+    sb3.step(np.array([[3], [3]]))  # overflow in both
+    with pytest.raises(ValueError, match="expected 2 integers"):
+        sb3.step(np.array([3.0, 3.0]))

@@ -8,6 +8,7 @@ import pytest
 import envs
 from baselines.heuristics import HEURISTICS, make_heuristic
 from envs import Scenario, check_plan_feasible, evaluate_plan, sample_instance
+from envs.dynamics import InadmissibleAction, play
 from envs.placement import PlacementEnv
 
 
@@ -90,3 +91,30 @@ def test_an_empty_episode_has_an_empty_plan(instance: envs.Instance) -> None:
     empty = instance.subset(np.array([], dtype=np.int64))
     for name in HEURISTICS:
         assert make_heuristic(name, instance).plan(empty).shape == (0,)
+
+
+# ------------------------------------------------------------------------------- the one rollout loop
+def test_play_batched_equals_one_at_a_time_and_handles_empty_episodes(toy_scenario: Scenario) -> None:
+    """``envs.dynamics.play``: a batched policy gives the same plans whatever the batch size (chunks of one
+    included), an episode without tasks gets an empty plan, and strict mode names the task and instance."""
+    insts = [sample_instance(toy_scenario, seed=s, num_tasks=40) for s in range(5)]
+    empty = insts[0].subset(np.zeros(0, dtype=np.int64))
+    greedy = make_heuristic("greedy", insts[0])
+
+    def policy(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.array([greedy.act(o, m) for o, m in zip(obs, mask, strict=True)])
+
+    want = [greedy.plan(i) for i in insts]
+    for size in (1, 2, 3, 64):
+        got = play(policy, [*insts[:2], empty, *insts[2:]], 100.0, batch_size=size)
+        assert got[2].size == 0
+        assert all(np.array_equal(a, b) for a, b in zip([*got[:2], *got[3:]], want, strict=True))
+
+    def first_masked(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:  # a masked action where there is one
+        return np.array([int(np.flatnonzero(~m)[0]) if (~m).any() else m.size - 1 for m in mask])
+
+    with pytest.raises(InadmissibleAction, match=r"inadmissible action \d+ for task \d+ of instances\[[1-5]\]"):
+        play(first_masked, [empty, *insts], 100.0, batch_size=3, strict=True)
+    for inst, plan in zip(insts, play(first_masked, insts, 100.0), strict=True):  # not strict: overflow instead
+        assert not check_plan_feasible(inst, plan)
+        assert (plan == inst.overflow_action).any()

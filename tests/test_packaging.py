@@ -40,6 +40,7 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
     wanted = {
         p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir() if p.is_file()
     }
+    wanted |= {f"{pkg}/py.typed" for pkg in PACKAGES}  # type hints for users' checkers (PEP 561)
     assert {"experiments/configs/frontier.toml", "envs/data/default.toml"} <= wanted
     missing = sorted(wanted - names)
     assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"

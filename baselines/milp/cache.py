@@ -30,7 +30,7 @@ class OracleSolution:
 
     plan: NDArray[np.int64]  # [K] action per task (R = overflow)
     objective_usd: float
-    status: str  # 'optimal' only when proven within the gap, else 'time_limit'
+    status: str  # 'optimal' only when proven within the gap, else 'time_limit' or 'unproven'
     mip_gap: float  # relative
     solve_s: float  # wall time of the solve that produced it, s
 

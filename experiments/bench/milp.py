@@ -30,7 +30,7 @@ import pulp
 
 from baselines.milp import MilpResult, solve_hindsight
 from envs import Instance, Scenario, cost_matrix, evaluate_plan, sample_instance, static_mask
-from envs.costs import check_plan_feasible, replica_usd_per_model
+from envs.costs import check_plan_feasible, replica_charge_usd
 
 DEFAULT_TASKS = 2400  # the default scenario's day: 100 tasks/h x 24 h
 
@@ -47,7 +47,7 @@ def pulp_model(inst: Instance) -> tuple[pulp.LpProblem, dict[tuple[int, int], pu
         if a < R and not inst.permanent_replica[a, inst.model_idx[k]]:
             keys.setdefault((int(inst.window_idx[k]), int(a), int(inst.model_idx[k])), []).append((k, a))
     y = {key: pulp.LpVariable(f"y_{key[0]}_{key[1]}_{key[2]}", cat=pulp.LpBinary) for key in keys}
-    rep_usd = inst.cost.eta * replica_usd_per_model(inst)
+    rep_usd = replica_charge_usd(inst)
     prob += pulp.lpSum(float(pc.total_usd[k, a]) * v for (k, a), v in x.items()) + pulp.lpSum(
         float(rep_usd[key[2]]) * v for key, v in y.items()
     )
