@@ -91,7 +91,7 @@ class PlacementBatchVecEnv(CoreAttributes, VecEnv):
         if not self._streams.seeded:
             raise RuntimeError("step() called before reset()")
         a, b = self.core.check_actions(self._actions, self.num_envs, flatten=True), self._batch
-        a, invalid = self.core.executed(a, np.take(self._mask, self._rows * (self.num_regions + 1) + a), b)
+        a, invalid = self.core.executed(a, self.core.admissible(self._mask, a), b)
         task_cost, replica = b.advance(a, np.ones(self.num_envs, dtype=bool))
         rewards = (-(task_cost + replica) * self.reward_scale).astype(np.float32)
         dones = b.t >= b.num_tasks

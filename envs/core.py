@@ -135,6 +135,12 @@ class EnvCore:
             raise ValueError(f"actions[{e}] = {int(a[e])}: expected an integer in [0, {R}] ({R} is overflow)")
         return a.astype(np.int64, copy=False)
 
+    @staticmethod
+    def admissible(mask: NDArray[np.bool_], actions: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """``[B]``: is ``actions[e]`` allowed by ``mask[e]`` (``[B, A]``)? One flat gather."""
+        B, A = mask.shape
+        return np.take(mask, np.arange(B) * A + actions)
+
     def executed(
         self, actions: NDArray[np.int64], admissible: NDArray[np.bool_], batch: EpisodeBatch
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:

@@ -104,7 +104,7 @@ class PlacementVectorEnv(CoreAttributes, VectorEnv):
         resetting = self._prev_done.copy()
         active = ~resetting
         k = b.t.copy()
-        a, invalid = self.core.executed(a, resetting | np.take(self._mask, self._rows * (self.num_regions + 1) + a), b)
+        a, invalid = self.core.executed(a, resetting | self.core.admissible(self._mask, a), b)
         task_cost, replica = b.advance(a, active)
         cost = task_cost + replica
         terminated = active & (b.t >= b.num_tasks)
