@@ -154,10 +154,9 @@ class EnvCore:
             self._refuse(batch, e, int(actions[e]))
         return np.where(invalid, self.num_regions, actions), invalid
 
-    def executed_one(self, action: int, admissible: bool, batch: EpisodeBatch) -> int:
-        """:meth:`executed` for a single episode, in scalars (the single env's hot path)."""
-        if admissible:
-            return action
+    def executed_instead(self, action: int, batch: EpisodeBatch) -> int:
+        """The action executed for the single episode's inadmissible ``action``: :meth:`executed` in scalars
+        (overflow, or a ValueError with ``"raise"``)."""
         if self.invalid_action == "raise":
             self._refuse(batch, 0, action)
         return self.num_regions

@@ -164,7 +164,7 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         k = int(b.t[0])
         invalid = not self._mask[a]
         if invalid:
-            a = self.core.executed_one(a, False, b)
+            a = self.core.executed_instead(a, b)
         task_cost, replica = b.advance_one(a)
         cost = task_cost + replica
         comp = b.comp[0, k, a].tolist()
