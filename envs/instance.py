@@ -240,15 +240,22 @@ class Instance:
         return dataclasses.replace(self, **arrays)
 
     # ------------------------------------------------------------------------------ files
-    def digest(self) -> str:
+    def digest(self, portable: bool = False) -> str:
         """SHA-256 (hex) of everything the instance holds except its ``seed`` label: equal digests, equal
-        episodes. Keys caches of results computed from an instance (oracle solutions)."""
+        episodes. Keys caches of results computed from an instance (oracle solutions).
+
+        ``portable``: float arrays are rounded to float32 first, so that the last-bit differences of
+        transcendental functions between CPUs and numpy builds (the diurnal forecasts use sin) leave the
+        digest of a shipped file's episode unchanged on another machine.
+        """
         h = hashlib.sha256()
         meta = self._meta()
         del meta["seed"]
         h.update(json.dumps(meta, sort_keys=True).encode())
         for name in (*TASK_FIELDS, *EPISODE_FIELDS):
             a = np.ascontiguousarray(getattr(self, name))
+            if portable and a.dtype.kind == "f":
+                a = a.astype(np.float32)
             h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
             h.update(a.tobytes())
         return h.hexdigest()

@@ -432,7 +432,7 @@ def scenario_fields(spec: Spec) -> dict[str, Any]:
     region = _region_fields(spec, regions, rows, notes)
     nodes = _service_nodes(spec, regions)
     node_rows = [_region_catalogue_row(juris, e["location"], f"service_nodes.{n}.location") for n, e in nodes.items()]
-    models = tuple(ModelClass(name=n, **e) for n, e in spec["models"].items())
+    models = _models(spec, regions)
     classes = _workload_classes(spec, models)
     cost, arrival = _cost_params(spec), _arrival_process(spec)
     traces = {key.removeprefix("trace_"): _trace(spec, key) for key in spec["data"] if key.startswith("trace_")}
@@ -443,6 +443,7 @@ def scenario_fields(spec: Spec) -> dict[str, Any]:
         **_node_fields(spec, regions, nodes, node_rows),
         "first_hour": int(spec["signals"]["first_hour"]),
         "random_start": bool(spec["signals"]["random_start"]),
+        "start_days": _start_days(spec),
         "transfer_usd_per_gb": _readonly(_transfer_matrix(spec, regions, list(region["region_country"]), juris)),
         "models": models,
         "classes": classes,
@@ -454,6 +455,37 @@ def scenario_fields(spec: Spec) -> dict[str, Any]:
         "traces": traces,
         "notes": tuple(notes),
     }
+
+
+def _models(spec: Spec, regions: list[str]) -> tuple[ModelClass, ...]:
+    """``[models]``, each ``warm_regions`` entry checked to be one of the scenario's regions."""
+    out = []
+    for name, entry in spec["models"].items():
+        hubs = entry["warm_regions"]
+        for j, hub in enumerate(hubs):
+            if hub not in regions:
+                raise ValueError(
+                    f"models.{name}.warm_regions[{j}] = {hub!r}: expected one of the scenario's regions {regions}"
+                )
+        if len(set(hubs)) != len(hubs):
+            raise ValueError(f"models.{name}.warm_regions = {hubs!r}: expected distinct region names")
+        out.append(ModelClass(name=name, **{**entry, "warm_regions": tuple(hubs)}))
+    return tuple(out)
+
+
+def _start_days(spec: Spec) -> tuple[int, ...]:
+    """``[signals].start_days``: distinct days of the year whose 00:00 UTC lies inside the signal slice."""
+    days = spec["signals"]["start_days"]
+    first, num = spec["signals"]["first_hour"], spec["signals"]["num_hours"]
+    for j, day in enumerate(days):
+        if isinstance(day, bool) or not isinstance(day, int) or not first <= 24 * day < first + num:
+            raise ValueError(
+                f"signals.start_days[{j}] = {day!r}: expected an integer day whose 00:00 UTC (hour 24 x day) lies "
+                f"in the signal slice [{first}, {first + num}) (day 0 = 2023-01-01)"
+            )
+    if len(set(days)) != len(days):
+        raise ValueError(f"signals.start_days: expected distinct days, got {len(days) - len(set(days))} repeated")
+    return tuple(sorted(days))
 
 
 def _region_names(spec: Spec) -> list[str]:

@@ -82,6 +82,7 @@ class ModelClass:
     prefill_ms_per_token: float  # ms / context token
     replica_usd: float  # USD per (region, replica window) where no permanent replica exists
     warm_at_home: bool  # permanently deployed at every service node's home region
+    warm_regions: tuple[str, ...] = ()  # further regions where it is permanently deployed (hubs)
 
     def __post_init__(self) -> None:
         for name in ("prefill_tokens_per_gpu_s", "decode_tokens_per_gpu_s", "gpu_power_w"):

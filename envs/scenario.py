@@ -75,6 +75,7 @@ class Scenario:
     node_share: NDArray[np.float64]  # [N] traffic shares, sum 1
     first_hour: int  # hour of year (UTC) of signal row 0
     random_start: bool
+    start_days: tuple[int, ...]  # days (0 = 2023-01-01) a random start picks from; () = every day of the slice
     price_usd_per_kwh: NDArray[np.float64]  # [T, R]
     carbon_g_per_kwh: NDArray[np.float64]  # [T, R]
     pue: NDArray[np.float64]  # [T, R]

@@ -18,6 +18,8 @@ Spec = dict[str, Any]
 
 # Tables whose keys are user-chosen names (each entry a table with the fields of the default entries).
 NAMED_TABLES = ("service_nodes", "models", "workload_classes")
+# Fields a new named entry may leave out, with the value it then takes (added after the first release).
+OPTIONAL_FIELDS: dict[str, dict[str, Any]] = {"models": {"warm_regions": []}}
 # Tables whose keys are region names and whose fields are those of [region_defaults].
 REGION_OVERRIDES = "region_overrides"
 
@@ -27,10 +29,13 @@ def data_dir() -> Path:
     return Path(str(resources.files("envs") / "data"))
 
 
-# The registry of named scenarios: name -> packaged TOML file in ``envs/data``. :meth:`envs.Scenario.load`
-# (and so every ``--scenario`` option and ``scenario =`` setting) accepts these names; a benchmark task is
-# added by packaging its TOML file and adding one entry here. "default" is the base every TOML overrides.
-NAMED_SCENARIOS: dict[str, Path] = {name: data_dir() / f"{name}.toml" for name in ("default", "contended")}
+# The registry of named scenarios: name -> packaged TOML file. :meth:`envs.Scenario.load` (and so every
+# ``--scenario`` option and ``scenario =`` setting) accepts these names: "default", the base every TOML
+# overrides, and each benchmark task of ``envs/data/tasks`` (see :mod:`envs.tasks`), named by its file.
+NAMED_SCENARIOS: dict[str, Path] = {
+    "default": data_dir() / "default.toml",
+    **{path.stem: path for path in sorted((data_dir() / "tasks").glob("*.toml"))},
+}
 
 
 def default_spec() -> Spec:
@@ -57,6 +62,7 @@ def load_toml(path: str | Path) -> Spec:
     """Read a user TOML file; data paths in it are resolved relative to its folder."""
     path = Path(path)
     spec = read_toml(path, "scenario file")
+    spec.pop("benchmark", None)  # a task file's benchmark table (splits, episodes) is read by envs.tasks
     if "data" in spec and isinstance(spec["data"], dict):
         spec["data"] = {k: _resolve(v, path.parent) for k, v in spec["data"].items()}
     return spec
@@ -130,6 +136,7 @@ def merge_spec(base: Spec, override: Spec) -> Spec:
             if name in out[key]:
                 out[key][name] = _merge_table(out[key][name], entry, where)
             else:
+                entry = {**copy.deepcopy(OPTIONAL_FIELDS.get(key, {})), **entry}
                 missing = sorted(set(template) - set(entry))
                 if missing:
                     raise ValueError(f"new entry {where!r} lacks the fields {missing}; a new entry must give all")

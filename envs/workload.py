@@ -212,8 +212,8 @@ def sample_instance(
         horizon_h: episode length in hours (default ``[workload].horizon_h``); a last partial hour gets
             the matching share of its slot's capacity.
         start_hour: hour of the year (UTC) of the first slot; default a random 00:00 UTC inside the
-            signal slice (``random_start``; the slice's first hour when it holds no midnight early
-            enough) or its first hour.
+            signal slice (``random_start``; one of ``start_days`` when the scenario lists them; the
+            slice's first hour when it holds no midnight early enough) or its first hour.
         rng: a generator to draw from, for callers that manage their own streams.
     """
     s = scenario
@@ -235,8 +235,15 @@ def sample_instance(
         offset = int(start_hour) - s.first_hour
     elif s.random_start:
         first_day = -(-s.first_hour // 24)  # the first midnight inside the slice
-        days = np.arange(first_day, last // 24 + 1) * 24 - s.first_hour
-        offset = int(rng.choice(days)) if days.size else 0
+        days = np.arange(first_day, last // 24 + 1)
+        if s.start_days:  # a benchmark split: only its days, those whose episode fits in the slice
+            days = np.array([d for d in s.start_days if d * 24 <= last], dtype=np.int64)
+            if not days.size:
+                raise ValueError(
+                    f"signals.start_days = {list(s.start_days)}: no day leaves room for a {H} h episode "
+                    f"before hour {last + S} of the signal slice"
+                )
+        offset = int(rng.choice(days)) * 24 - s.first_hour if days.size else 0
     else:
         offset = 0
     return _sample(
@@ -378,6 +385,8 @@ def _episode_arrays(
     permanent = np.zeros((R, M), dtype=bool)
     warm = np.array([x.warm_at_home for x in s.models])
     permanent[np.unique(s.node_home_idx)[:, None], np.flatnonzero(warm)[None, :]] = True
+    for m, model in enumerate(s.models):  # hubs: permanent replicas at named regions
+        permanent[[s.region_names.index(r) for r in model.warm_regions], m] = True
     rows_t = slice(hour0 - s.first_hour, hour0 - s.first_hour + S)
     capacity = np.array(s.capacity_gpu_s[rows_t])
     capacity[-1] *= H - (S - 1)  # a last partial hour holds that share of the slot's GPU-seconds
