@@ -14,6 +14,9 @@ logs cost and relative regret against the hindsight oracle. A run lives in one f
     OUT/best_model.zip               the policy with the lowest evaluation cost so far
     OUT/model.zip                    the final policy (+ sidecars)
 
+A benchmark task's name (``TrainConfig.scenario``, see :mod:`envs.tasks`) trains on the days of its
+train split and evaluates on days of its validation split: its test days are never seen.
+
 One seed makes a run reproducible: it seeds torch / numpy / the action space (SB3's ``set_random_seed``),
 the training episodes (sub-env e samples from ``seed + e``) and the evaluation episodes
 (``SeedSequence`` children of the seed). A resumed run reseeds with ``seed + num_timesteps``.
@@ -56,6 +59,7 @@ from envs.dynamics import ObsLayout
 from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
 from envs.spec import NAMED_SCENARIOS as NAMED_SCENARIOS  # the registry of scenario names, re-exported
+from envs.tasks import TASKS
 
 ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")
 POLICIES = ("region", "mlp")
@@ -132,7 +136,7 @@ class TrainConfig:
     """
 
     algo: str = "maskable_ppo"
-    scenario: str = "default"  # a name or a TOML path, as Scenario.load takes it
+    scenario: str = "default"  # a name or a TOML path, as Scenario.load takes it; a task trains on its train split
     timesteps: int = 100_000
     seed: int = 0
     out: str = "runs/agent"
@@ -365,13 +369,26 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
     out.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(json.dumps(cfg.to_json(), indent=2))
 
-    scen = scenario if scenario is not None else Scenario.load(cfg.scenario)
+    if scenario is not None:
+        scen = eval_scen = scenario
+    elif cfg.scenario in TASKS:  # a benchmark task: train on its training days, evaluate on its validation days
+        scen, eval_scen = TASKS[cfg.scenario].scenario("train"), TASKS[cfg.scenario].scenario("validation")
+    else:
+        scen = eval_scen = Scenario.load(cfg.scenario)
     with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
-        return _train(cfg, scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
+        return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
 
 
 def _train(
-    cfg: TrainConfig, scen: Scenario, out: Path, ckpt: Path | None, ckpt_dir: Path, eval_dir: Path, tb: Path, log: Any
+    cfg: TrainConfig,
+    scen: Scenario,
+    eval_scen: Scenario,
+    out: Path,
+    ckpt: Path | None,
+    ckpt_dir: Path,
+    eval_dir: Path,
+    tb: Path,
+    log: Any,
 ) -> TrainResult:
     venv = build_env(cfg, scen)
     wall0 = env0 = 0.0
@@ -392,7 +409,7 @@ def _train(
     callbacks: list[Any] = [clock, checkpoint, ProgressBar(cfg.timesteps, cfg.progress_bar)]
     evaluator = None
     if cfg.eval_every > 0 and cfg.eval_episodes > 0:
-        instances, oracle, greedy = evaluation_setup(cfg, scen, eval_dir)
+        instances, oracle, greedy = evaluation_setup(cfg, eval_scen, eval_dir)
         evaluator = RegretEval(
             instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv", out / "best_model.zip", cfg.algo, clock
         )

@@ -60,8 +60,9 @@ class PlacementBatchVecEnv(CoreAttributes, VecEnv):
         horizon_h: float | None = None,
         invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
+        split: str | None = None,
     ) -> None:
-        self.core = EnvCore.make(scenario, num_tasks, horizon_h, None, invalid_action, reward_scale, num_envs)
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, None, invalid_action, reward_scale, num_envs, split)
         self.render_mode = None
         super().__init__(int(num_envs), self.core.observation_space(), self.core.action_space())
         self._batch = self.core.batch(self.num_envs, store_components=False)

@@ -4,7 +4,8 @@ Public names::
 
     from envs import Scenario, Instance, sample_instance, evaluate_plan, check_plan_feasible, static_mask
 
-Importing ``envs`` registers the Gymnasium id ``geoinfer/Placement-v0`` (single env and native vector env).
+Importing ``envs`` registers the Gymnasium id ``geoinfer/Placement-v0`` (single env and native vector env),
+the paper-faithful default, and one id per benchmark task (``envs.TASK_IDS``, see :mod:`envs.tasks`).
 """
 
 import gymnasium
@@ -34,6 +35,7 @@ from envs.scenario import (
     TokenTrace,
     WorkloadClass,
 )
+from envs.tasks import TASKS, Task, get_task
 from envs.workload import sample_instance
 
 ENV_ID = "geoinfer/Placement-v0"
@@ -44,11 +46,23 @@ if ENV_ID not in gymnasium.registry:
         entry_point="envs.placement:PlacementEnv",
         vector_entry_point="envs.vector:PlacementVectorEnv",
     )
+# The benchmark tasks: random episodes of their training days (envs.tasks); evaluate on Task.instances().
+for _task in TASKS.values():
+    if _task.env_id not in gymnasium.registry:
+        gymnasium.register(
+            id=_task.env_id,
+            entry_point="envs.placement:PlacementEnv",
+            vector_entry_point="envs.vector:PlacementVectorEnv",
+            kwargs={"scenario": _task.name, "split": "train"},
+        )
+TASK_IDS = tuple(t.env_id for t in TASKS.values())
 
 __all__ = [
     "ENV_ID",
     "NAMED_SCENARIOS",
     "RESIDENCY_CLASSES",
+    "TASKS",
+    "TASK_IDS",
     "ArrivalProcess",
     "CostBreakdown",
     "CostParams",
@@ -56,6 +70,7 @@ __all__ = [
     "ModelClass",
     "PairCosts",
     "Scenario",
+    "Task",
     "TokenTrace",
     "Violation",
     "WorkloadClass",
@@ -63,6 +78,7 @@ __all__ = [
     "check_plan_feasible",
     "cost_matrix",
     "evaluate_plan",
+    "get_task",
     "infeasibility_reason",
     "pair_costs",
     "residency_allowed",

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from envs.dynamics import EpisodeBatch, ObsLayout
 from envs.instance import Instance
 from envs.scenario import Scenario
+from envs.tasks import get_task
 from envs.workload import episode_hours, sample_episode
 
 INVALID_ACTION_MODES = ("overflow", "raise")
@@ -54,8 +55,12 @@ class EnvCore:
         invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
         num_envs: int | None = None,
+        split: str | None = None,
     ) -> EnvCore:
-        """Check the arguments every env class shares (``num_envs`` for the batched ones), naming any bad one."""
+        """Check the arguments every env class shares (``num_envs`` for the batched ones), naming any bad one.
+
+        ``split`` ("train", "validation" or "test") makes random episodes start only on that split's days;
+        ``scenario`` must then name a benchmark task (:mod:`envs.tasks`)."""
         if num_envs is not None and not _is_count(num_envs, 1):
             raise ValueError(f"num_envs = {num_envs!r}: expected an integer >= 1")
         if invalid_action not in INVALID_ACTION_MODES:
@@ -66,7 +71,12 @@ class EnvCore:
             raise ValueError(f"reward_scale = {reward_scale!r}: expected a positive number")
         if num_tasks is not None and not _is_count(num_tasks, 1):
             raise ValueError(f"num_tasks = {num_tasks!r}: expected an integer >= 1 or None")
-        s = Scenario.load(scenario)
+        if split is None:
+            s = Scenario.load(scenario)
+        elif isinstance(scenario, str):
+            s = get_task(scenario).scenario(split)
+        else:
+            raise ValueError(f"scenario = {scenario!r} with split = {split!r}: expected the name of a benchmark task")
         if arrival is not None and arrival != s.arrival.kind:
             s = s.with_overrides({"workload": {"arrival": arrival}})
         if horizon_h is not None:

@@ -101,6 +101,8 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
             ``info``) or ``"raise"`` (a ``ValueError``).
         reward_scale: reward units per USD.
         render_mode: ``None`` or ``"ansi"``.
+        split: with a benchmark task's name (:mod:`envs.tasks`), random episodes start only on the days of
+            this split (``"train"``, ``"validation"``, ``"test"``); the task ids pass ``"train"``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium declares it on the class)
@@ -114,10 +116,11 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         invalid_action: str = "overflow",
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
+        split: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
-        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale)
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, split=split)
         self.render_mode = render_mode
         self.action_space = self.core.action_space()
         self.observation_space = self.core.observation_space()

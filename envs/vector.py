@@ -44,8 +44,9 @@ class PlacementVectorEnv(CoreAttributes, VectorEnv):
         reward_scale: float = DEFAULT_REWARD_SCALE,
         info_components: bool = False,
         render_mode: str | None = None,
+        split: str | None = None,
     ) -> None:
-        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, num_envs)
+        self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, num_envs, split)
         if render_mode is not None:
             raise ValueError(f"render_mode = {render_mode!r}: the vector env does not render (expected None)")
         self.num_envs = int(num_envs)

@@ -121,7 +121,7 @@ def add_subcommands(sub: Any) -> None:
         "TensorBoard logs, evaluation history and models.",
     )
     tr.add_argument("--algo", default="maskable_ppo", choices=ALGO_CHOICES)
-    tr.add_argument("--scenario", default="default", metavar="default|contended|PATH")
+    tr.add_argument("--scenario", default="default", metavar="default|TASK|PATH")
     tr.add_argument("--timesteps", type=int, default=100_000, metavar="N", help="total env steps of the run")
     tr.add_argument("--seed", type=int, default=0, metavar="S", help="one seed for the whole run (default 0)")
     tr.add_argument("--out", required=True, metavar="DIR", help="run folder")
@@ -184,7 +184,7 @@ def add_subcommands(sub: Any) -> None:
     ev.add_argument(
         "--scenario",
         default=None,
-        metavar="default|contended|PATH",
+        metavar="default|TASK|PATH",
         help="default: the scenario the model was trained on",
     )
     ev.add_argument("--episodes", type=int, default=10, metavar="N")

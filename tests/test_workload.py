@@ -19,7 +19,7 @@ from envs.instance import EPISODE_FIELDS, TASK_FIELDS
 from envs.workload import captive_gpu_s_per_task
 
 KINDS = ("poisson", "diurnal", "bursty", "trace")
-CONTENDED = Path(envs.__file__).parent / "data" / "contended.toml"
+CONTENDED = Path(envs.__file__).parent / "data" / "tasks" / "contended.toml"
 ALL_FIELDS = (*TASK_FIELDS, *EPISODE_FIELDS)
 
 
