@@ -1,4 +1,5 @@
-"""Solvers that are not learned: the exact hindsight MILP oracle, its rolling-horizon variant, regret."""
+"""Solvers that are not learned: the exact hindsight MILP oracle, its rolling-horizon variant, regret, and an
+online model-predictive controller on the demand forecast (:class:`OnlineMPC`)."""
 
 from baselines.milp import (
     MilpResult,
@@ -9,9 +10,11 @@ from baselines.milp import (
     solve_hindsight,
     solve_rolling,
 )
+from baselines.mpc import OnlineMPC
 
 __all__ = [
     "MilpResult",
+    "OnlineMPC",
     "Regret",
     "RollingResult",
     "regret",
