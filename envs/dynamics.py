@@ -505,7 +505,8 @@ def play(
     ``batch_size``; all instances share regions, nodes, classes and models); with ``batched=False``,
     ``policy(obs [D], mask [R + 1]) -> action`` for one episode at a time (no batching overhead for a
     policy that acts on one observation). An inadmissible action is played as overflow, or raises
-    :class:`InadmissibleAction` (naming the task and the instance) with ``strict``. An instance without
+    :class:`InadmissibleAction` (naming the task and the instance) with ``strict``; one outside
+    ``[0, R]`` always raises it. An instance without
     tasks gets an empty plan.
     """
     size = batch_size if batched else 1
@@ -536,8 +537,19 @@ def _one_at_a_time(policy: PolicyFn) -> ActFn:
     return lambda obs, mask: int(np.asarray(policy(obs[None], mask[None])).reshape(-1)[0])
 
 
-class InadmissibleAction(RuntimeError):
-    """A policy played with ``strict=True`` chose an action the mask forbids."""
+class InadmissibleAction(ValueError):
+    """A policy chose an action outside ``[0, R]`` (always refused) or, played with ``strict=True``, one the
+    mask forbids."""
+
+
+def _check_range(a: NDArray[np.int64], R: int, k: NDArray[np.int64], episodes: list[int]) -> None:
+    bad = (a < 0) | (a > R)
+    if bad.any():
+        e = int(np.argmax(bad))
+        raise InadmissibleAction(
+            f"the policy chose action {int(a[e])} for task {int(k[e])} of instances[{episodes[e]}]: expected an "
+            f"integer in [0, {R}] ({R} is overflow)"
+        )
 
 
 def _refuse(a: int, k: int, episode: int) -> None:
@@ -552,6 +564,8 @@ def _play_one(act: ActFn, batch: EpisodeBatch, inst: Instance, strict: bool, epi
     for k in range(inst.num_tasks):  # capacity and replicas make each choice depend on the earlier ones
         mask = batch.action_mask_one()
         a = int(act(batch.observe_one(mask), mask))
+        if not 0 <= a <= R:
+            _check_range(np.array([a]), R, np.array([k]), [episode])
         if not mask[a]:
             if strict:
                 _refuse(a, k, episode)
@@ -572,6 +586,7 @@ def _play_batch(
     while active.any():
         mask = batch.action_masks()
         a = np.asarray(policy(batch.observe(mask), mask), dtype=np.int64).reshape(-1)
+        _check_range(np.where(active, a, 0), R, batch.t, episodes)
         bad = active & ~mask[rows, a]
         if strict and bad.any():
             e = int(np.argmax(bad))
