@@ -250,12 +250,13 @@ def evaluate_episodes(
                 if oracle_cache is None
                 else cached_oracle(inst, oracle_cache, oracle_time_limit_s)
             )
-            plans_e["oracle"] = ("oracle", res.plan, res.solve_s)
+            plans_e["oracle"] = ("oracle: hindsight", res.plan, res.solve_s)
             oracle_usd, oracle_status, oracle_gap = res.objective_usd, res.status, res.mip_gap
         if rolling:
             t = time.perf_counter()
             r = solve_rolling(inst, time_limit_s=oracle_time_limit_s)
-            plans_e["rolling_milp"] = ("milp", np.asarray(r.plan, dtype=np.int64), time.perf_counter() - t)
+            plan_r = np.asarray(r.plan, dtype=np.int64)
+            plans_e["rolling_milp"] = ("milp: clairvoyant within the hour", plan_r, time.perf_counter() - t)
         for name in names:
             t = time.perf_counter()
             plan = make_heuristic(name, inst, seed=seed + e).plan(inst, reward_scale)

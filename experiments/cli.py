@@ -158,9 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--config", metavar="FILE", help="scenario TOML overriding the default, or a name: default, contended"
-        )
+        p.add_argument("--config", metavar="FILE", help="scenario TOML or a name: default or a task (geoinfer tasks)")
         p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
         p.add_argument("--tasks", type=int, default=None, help="tasks in the episode (default: Poisson)")
 
@@ -175,19 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frontier-tasks", type=int, default=400, metavar="N", help="tasks of the frontier episode")
     demo.set_defaults(func=cmd_demo)
     scen = sub.add_parser("scenario", help="print a scenario's regions, signals and workload")
-    scen.add_argument(
-        "--config", metavar="FILE", help="scenario TOML overriding the default, or a name: default, contended"
-    )
+    scen.add_argument("--config", metavar="FILE", help="scenario TOML or a name: default or a task (geoinfer tasks)")
     scen.set_defaults(func=cmd_scenario)
     sample = sub.add_parser("sample", help="sample an episode and save it (.npz) for replay")
     common(sample)
     sample.add_argument("--out", required=True, metavar="FILE.npz")
     sample.set_defaults(func=cmd_sample)
     from experiments.agents_cli import add_subcommands as add_agent_subcommands
+    from experiments.benchmark_cli import add_subcommands as add_benchmark_subcommands
     from experiments.paper import add_subcommands
 
     add_subcommands(sub)
     add_agent_subcommands(sub)
+    add_benchmark_subcommands(sub)
     return parser
 
 
@@ -195,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ValueError as exc:  # bad configs and arguments: one clear line, no traceback
+    except (ValueError, FileNotFoundError) as exc:  # bad configs, arguments, files: one clear line, no traceback
         print(f"geoinfer: error: {exc}", file=sys.stderr)
         return 2
 

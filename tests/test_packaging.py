@@ -15,9 +15,9 @@ from pathlib import Path
 import envs
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("envs", "agents", "baselines", "experiments")
-# Folders of run-time data inside the packages: every file in them must ship.
-DATA_FOLDERS = ("envs/data", "experiments/configs")
+PACKAGES = ("envs", "agents", "baselines", "benchmark", "experiments")
+# Folders of run-time data inside the packages: every file in them must ship (partial certificates aside).
+DATA_FOLDERS = ("envs/data", "envs/data/tasks", "experiments/configs", "benchmark/certificates")
 BENCH = "experiments/bench"  # benchmark scripts: run from a checkout, never installed
 
 
@@ -38,10 +38,14 @@ def test_wheel_holds_every_runtime_file(tmp_path: Path) -> None:
     (wheel,) = out.glob(f"geoinfer-{envs.__version__}-*.whl")  # the version has one home: envs.__version__
     names = set(zipfile.ZipFile(wheel).namelist())
     wanted = {
-        p.relative_to(ROOT).as_posix() for folder in DATA_FOLDERS for p in (ROOT / folder).iterdir() if p.is_file()
+        p.relative_to(ROOT).as_posix()
+        for folder in DATA_FOLDERS
+        for p in (ROOT / folder).iterdir()
+        if p.is_file() and not p.name.endswith(".partial.npz")
     }
     wanted |= {f"{pkg}/py.typed" for pkg in PACKAGES}  # type hints for users' checkers (PEP 561)
-    assert {"experiments/configs/frontier.toml", "envs/data/default.toml"} <= wanted
+    assert {"experiments/configs/frontier.toml", "envs/data/default.toml", "envs/data/tasks/hubs.toml"} <= wanted
+    assert "benchmark/certificates/hubs-test.npz" in wanted
     missing = sorted(wanted - names)
     assert not missing, f"the wheel lacks {missing}: add them to [tool.setuptools.package-data]"
     modules = {p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}

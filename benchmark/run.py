@@ -1,0 +1,261 @@
+"""Benchmark a policy on the task suite's fixed episodes against the shipped optimality certificates.
+
+:func:`evaluate` plays a policy on every fixed episode of a split of each task, prices its plan with the one
+cost model (:func:`envs.evaluate_plan`), and returns a tidy frame: one row per (task, episode, policy) with
+every cost term, the certified optimum J*, the 'local' heuristic's J_local, the relative regret and the
+normalised score (:mod:`benchmark.scores`). A policy is named by a string (:func:`resolve_policy`):
+
+* a heuristic (``local``, ``nearest``, ``cheapest``, ``greenest``, ``greedy``, ``random``);
+* ``online_mpc``: certainty-equivalent MPC that sees what an agent sees (:class:`baselines.mpc.OnlineMPC`);
+* ``rolling_milp``: the exact MILP of each hour's arrivals, known before the first is placed
+  (clairvoyant within the hour: not an online policy);
+* ``oracle``: the certified hindsight optimum itself (score 1);
+* the path of a saved SB3 model (``.zip``, from ``geoinfer train``; models are pickles: load only
+  trusted ones);
+* ``module:attr`` for any user policy: an object with ``act(obs, mask) -> action`` or
+  ``act_batch(obs [B, D], mask [B, R+1]) -> [B]`` (a class is instantiated without arguments), or a
+  plain function ``f(obs, mask) -> action``.
+
+Per-step policies are played by the env's own rollout loop (:func:`envs.dynamics.play`) in strict mode: an
+out-of-range or inadmissible action stops the run with an error naming the task and the episode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from benchmark.certificates import load_optima
+from benchmark.scores import add_scores
+from envs.core import DEFAULT_REWARD_SCALE
+from envs.costs import evaluate_plan
+from envs.dynamics import ObsLayout, play
+from envs.instance import Instance
+from envs.tasks import Task, select_tasks
+
+# What each kind of policy knows when it places a task: every table says it next to the policy.
+KNOWS = {
+    "heuristic": "online: the current task and state",
+    "online_mpc": "online: what the agent sees (past tasks, forecasts)",
+    "rolling_milp": "clairvoyant within the hour",
+    "oracle": "hindsight: the whole day",
+    "agent": "online: the observation",
+    "user": "online: the observation",
+}
+ROLLING_TIME_LIMIT_S = 60.0  # per episode; the rolling MILP's hours share it
+PlanFn = Callable[[Task, Sequence[Instance]], list[NDArray[np.int64]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A named policy: what it knows, and how it plans a task's episodes (one action per task each)."""
+
+    name: str
+    knows: str
+    plans: PlanFn
+    check: Callable[[Task], None] | None = None  # raises ValueError if the policy cannot play the task
+
+
+def _heuristic(name: str) -> Policy:
+    from baselines.heuristics import make_heuristic
+
+    def plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+        return [make_heuristic(name, inst, seed=0).plan(inst) for inst in instances]
+
+    return Policy(name, KNOWS["heuristic"], plans)
+
+
+def _rolling(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+    from baselines.milp import solve_rolling
+
+    return [np.asarray(solve_rolling(inst, time_limit_s=ROLLING_TIME_LIMIT_S).plan) for inst in instances]
+
+
+def _mpc(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+    from baselines.mpc import OnlineMPC
+
+    mpc = OnlineMPC(task.scenario())
+    return [mpc.plan(inst) for inst in instances]
+
+
+def _oracle_plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+    raise AssertionError("the oracle's plans are the certificates'")  # evaluate() reads them itself
+
+
+def _stepper(name: str, knows: str, obj: Any, check: Callable[[Task], None] | None = None) -> Policy:
+    """A policy that acts on observations, played by the env's rollout loop (strict: no silent overflow)."""
+    if hasattr(obj, "act_batch"):
+        fn, batched = obj.act_batch, True
+    elif hasattr(obj, "act"):
+        fn, batched = obj.act, False
+    elif callable(obj):
+        fn, batched = obj, False
+    else:
+        raise ValueError(
+            f"policy {name!r}: expected an object with act(obs, mask) or act_batch(obs, mask), or a function"
+        )
+
+    def plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+        return play(fn, instances, DEFAULT_REWARD_SCALE, batched=batched, strict=True)
+
+    def probe(task: Task) -> None:
+        """Fail fast: the layout check, then the first steps of the task's first episode, strictly."""
+        if check is not None:
+            check(task)
+        first = task.instances("validation")[0]
+        try:
+            plans(task, [first.subset(slice(0, 8))])
+        except ValueError as exc:
+            raise ValueError(f"policy {name!r} on task {task.name!r}: {exc}") from exc
+
+    return Policy(name, knows, plans, probe)
+
+
+def _sb3(path: Path) -> Policy:
+    from agents.evaluate import Agent, torch_threads
+
+    agent = Agent.load(path)
+    space = agent.model.observation_space
+
+    def check(task: Task) -> None:
+        layout = ObsLayout.of(task.scenario())
+        if tuple(space.shape) != (layout.size,) or int(agent.model.action_space.n) != len(layout.region_names) + 1:
+            raise ValueError(
+                f"model {str(path)!r} takes observations of shape {tuple(space.shape)} and "
+                f"{agent.model.action_space.n} actions: task {task.name!r} has observations of shape "
+                f"({layout.size},) and {len(layout.region_names) + 1} actions (expected a model trained on this "
+                "task's regions and observation layout)"
+            )
+
+    inner = _stepper(path.stem, KNOWS["agent"], agent, check)
+
+    def plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
+        with torch_threads(1):
+            return inner.plans(task, instances)
+
+    return Policy(inner.name, inner.knows, plans, inner.check)
+
+
+def _user(spec: str) -> Policy:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"policy {spec!r}: module {module_name!r} does not import ({exc})") from exc
+    if not hasattr(module, attr):
+        raise ValueError(f"policy {spec!r}: module {module_name!r} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    if inspect.isclass(obj):
+        obj = obj()
+    return _stepper(spec, KNOWS["user"], obj)
+
+
+def resolve_policy(policy: str | Policy | Any) -> Policy:
+    """A :class:`Policy` from a name, a path, ``module:attr``, or an object / function (see the module docstring)."""
+    from baselines.heuristics import HEURISTICS
+
+    if isinstance(policy, Policy):
+        return policy
+    if not isinstance(policy, str):
+        return _stepper(getattr(policy, "name", type(policy).__name__), KNOWS["user"], policy)
+    if policy in HEURISTICS:
+        return _heuristic(policy)
+    if policy == "rolling_milp":
+        return Policy(policy, KNOWS["rolling_milp"], _rolling)
+    if policy == "online_mpc":
+        return Policy(policy, KNOWS["online_mpc"], _mpc)
+    if policy == "oracle":
+        return Policy(policy, KNOWS["oracle"], _oracle_plans)
+    if policy.endswith(".zip") or Path(policy).is_file():
+        if not Path(policy).is_file():
+            raise ValueError(f"policy {policy!r}: no such model file (expected a .zip saved by geoinfer train)")
+        return _sb3(Path(policy))
+    if ":" in policy:
+        return _user(policy)
+    raise ValueError(
+        f"policy {policy!r}: expected a heuristic ({', '.join(sorted(HEURISTICS))}), 'online_mpc', "
+        "'rolling_milp', 'oracle', the path of a saved model (.zip) or 'module:attr'"
+    )
+
+
+def evaluate(
+    policy: str | Policy | Any | Sequence[str | Policy | Any],
+    tasks: str | list[str] | None = "all",
+    split: str = "test",
+    *,
+    certificates: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Play ``policy`` (or several) on the fixed episodes of ``split`` of each task; one row per episode.
+
+    Columns: ``task, episode, seed, start_hour, policy, knows``, every cost term of
+    :meth:`envs.costs.CostBreakdown.summary` (``total_usd`` is J), ``cost_usd`` (= J), ``optimum_usd`` (J*,
+    certified), ``optimum_gap`` (its certificate's relative gap), ``local_usd``, ``num_tasks``, ``regret``,
+    ``score`` and ``seconds`` (the policy's planning time for the episode; the oracle's: its solve time).
+    Every policy and task is checked before any long work starts; the certificates are checked against
+    today's episodes and cost model.
+    """
+    items = list(policy) if isinstance(policy, list | tuple) else [policy]
+    policies = [resolve_policy(p) for p in items]
+    chosen = select_tasks(tasks)
+    for pol in policies:
+        for task in chosen:
+            if pol.check is not None:
+                pol.check(task)
+    optima = {t.name: load_optima(t, split, certificates) for t in chosen}
+    local = _heuristic("local")
+    rows = []
+    bar = tqdm(total=len(chosen) * len(policies), desc="benchmark", unit="task x policy", disable=not progress)
+    for task in chosen:
+        pairs = optima[task.name]
+        instances = [inst for inst, _ in pairs]
+        local_plans = local.plans(task, instances)
+        local_cost = [evaluate_plan(i, p).total_usd for i, p in zip(instances, local_plans, strict=True)]
+        for pol in policies:
+            bar.set_postfix_str(f"{task.name} / {pol.name}")
+            if pol.plans is _oracle_plans:
+                plans, seconds = [cert.plan for _, cert in pairs], [cert.solve_s for _, cert in pairs]
+            else:
+                plans, seconds = _timed(pol, task, instances)
+            for e, ((inst, cert), plan, sec, j_local) in enumerate(zip(pairs, plans, seconds, local_cost, strict=True)):
+                cost = evaluate_plan(inst, plan).summary()
+                rows.append(
+                    {
+                        "task": task.name,
+                        "episode": e,
+                        "seed": cert.seed,
+                        "start_hour": cert.start_hour,
+                        "policy": pol.name,
+                        "knows": pol.knows,
+                        **cost,
+                        "cost_usd": cost["total_usd"],
+                        "optimum_usd": cert.objective_usd,
+                        "optimum_gap": cert.gap,
+                        "local_usd": j_local,
+                        "num_tasks": inst.num_tasks,
+                        "seconds": sec,
+                    }
+                )
+            bar.update()
+    bar.close()
+    return add_scores(pd.DataFrame(rows))
+
+
+def _timed(pol: Policy, task: Task, instances: Sequence[Instance]) -> tuple[list[NDArray[np.int64]], list[float]]:
+    """The policy's plans, one episode at a time so that each gets its own planning time."""
+    plans, seconds = [], []
+    for inst in instances:
+        t = time.perf_counter()
+        plans.extend(pol.plans(task, [inst]))
+        seconds.append(time.perf_counter() - t)
+    return plans, seconds
