@@ -11,7 +11,7 @@ normalised score (:mod:`benchmark.scores`). A policy is named by a string (:func
   (clairvoyant within the hour: not an online policy);
 * ``oracle``: the certified hindsight optimum itself (score 1);
 * the path of a saved SB3 model (``.zip``, from ``geoinfer train``; models are pickles: load only
-  trusted ones);
+  trusted ones), or a path with ``{task}`` for one model per task (``runs/ppo/{task}/model.zip``);
 * ``module:attr`` for any user policy: an object with ``act(obs, mask) -> action`` or
   ``act_batch(obs [B, D], mask [B, R+1]) -> [B]`` (a class is instantiated without arguments), or a
   plain function ``f(obs, mask) -> action``.
@@ -121,6 +121,27 @@ def _stepper(name: str, knows: str, obj: Any, check: Callable[[Task], None] | No
     return Policy(name, knows, plans, probe)
 
 
+def _sb3_per_task(template: str) -> Policy:
+    """One saved model per task: ``template`` names it with ``{task}`` (e.g. ``runs/ppo/{task}/model.zip``)."""
+    loaded: dict[str, Policy] = {}
+    name = next((p for p in reversed(Path(template).parent.parts) if "{task}" not in p), template)
+
+    def model(task: Task) -> Policy:
+        if task.name not in loaded:
+            path = Path(template.replace("{task}", task.name))
+            if not path.is_file():
+                raise ValueError(f"policy {template!r}: no model file {str(path)!r} for task {task.name!r}")
+            loaded[task.name] = _sb3(path)
+        return loaded[task.name]
+
+    def check(task: Task) -> None:
+        pol = model(task)
+        if pol.check is not None:
+            pol.check(task)
+
+    return Policy(name, KNOWS["agent"], lambda task, instances: model(task).plans(task, instances), check)
+
+
 def _sb3(path: Path) -> Policy:
     from agents.evaluate import Agent, torch_threads
 
@@ -176,6 +197,8 @@ def resolve_policy(policy: str | Policy | Any) -> Policy:
         return Policy(policy, KNOWS["online_mpc"], _mpc)
     if policy == "oracle":
         return Policy(policy, KNOWS["oracle"], _oracle_plans)
+    if "{task}" in policy:
+        return _sb3_per_task(policy)
     if policy.endswith(".zip") or Path(policy).is_file():
         if not Path(policy).is_file():
             raise ValueError(f"policy {policy!r}: no such model file (expected a .zip saved by geoinfer train)")

@@ -87,7 +87,7 @@ def add_subcommands(sub: Any) -> None:
         required=True,
         metavar="P",
         help="heuristic name, online_mpc, rolling_milp, oracle, a saved model .zip (a pickle: only trusted "
-        "files), or module:attr (act(obs, mask) / act_batch)",
+        "files; a path with {task} for one model per task), or module:attr (act(obs, mask) / act_batch)",
     )
     bench.add_argument("--tasks", default="all", help="'all' or comma-separated task names (geoinfer tasks)")
     bench.add_argument("--split", default="test", choices=EVAL_SPLITS)

@@ -96,6 +96,12 @@ def test_a_model_of_another_layout_is_refused(tmp_path: Path) -> None:
         benchmark.evaluate(model, tasks="global", progress=False)
     df = benchmark.evaluate(model, tasks="hubs", split="validation", progress=False)
     assert len(df) == 5 and set(df["knows"]) == {KNOWS["agent"]}
+    (tmp_path / "hubs").symlink_to(tmp_path / "run")  # one model per task, named by a {task} template
+    template = str(tmp_path / "{task}" / "model.zip")
+    per_task = benchmark.evaluate(template, tasks="hubs", split="validation", progress=False)
+    pd.testing.assert_series_equal(per_task["cost_usd"], df["cost_usd"])  # the same model, the same numbers
+    with pytest.raises(ValueError, match="no model file .* for task 'residency'"):
+        benchmark.evaluate(template, tasks="hubs,residency", progress=False)
 
 
 def test_geoinfer_benchmark_reports_unknown_tasks_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
