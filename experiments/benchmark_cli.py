@@ -51,6 +51,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     sums = df.groupby("policy", sort=False)[["seconds", "num_tasks"]].sum()
     ms = 1e3 * sums["seconds"] / sums["num_tasks"]
     print("planning time per task: " + ", ".join(f"{p} {v:.3g} ms" for p, v in ms.items()))
+    sums.assign(ms_per_task=ms).drop(columns="seconds").to_csv(out / "planning_time.csv")
     print(f"benchmark took {time.perf_counter() - t:.1f} s")
     return 0
 

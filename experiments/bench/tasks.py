@@ -1,12 +1,14 @@
 """The benchmark suite's difficulty table and speed targets (issue: geoinfer as a benchmark).
 
-    python -m experiments.bench.tasks [--split test] [--out DIR] [--skip-mpc]
+    python -m experiments.bench.tasks [--split test] [--out DIR] [--skip-mpc] [--from DIR/episodes.csv]
 
 Prints, per task on its split: the mean relative regret of every heuristic, greedy, the online MPC and
 the rolling MILP (clairvoyant within the hour) against the certified optimum, then checks the suite's
 targets: every hard task leaves the best heuristic >= 10% above the optimum, at least two leave the
 rolling MILP >= 5% above it. Also times one heuristic on every task's split with the shipped
 certificates (target: 3 minutes) and reports what the certificates cost to make (their solve times).
+``--from`` reads the episodes of an earlier ``geoinfer benchmark`` run that played these policies
+instead of playing them again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", default="bench-tasks")
     ap.add_argument("--skip-mpc", action="store_true")
+    ap.add_argument("--from", dest="source", default=None, help="episodes.csv of a geoinfer benchmark run")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -38,8 +41,11 @@ def main() -> None:
     print(f"one heuristic (greedy) on every task's {args.split} split: {one:.1f} s (target <= 180 s)")
 
     policies = [h for h in HEURISTICS if h != "random"] + ([] if args.skip_mpc else ["online_mpc"])
-    df = benchmark.evaluate([*policies, "rolling_milp", "oracle"], split=args.split, progress=True)
-    df.drop(columns="seconds").to_csv(out / "episodes.csv", index=False)
+    if args.source:
+        df = pd.read_csv(args.source)
+    else:
+        df = benchmark.evaluate([*policies, "rolling_milp", "oracle"], split=args.split, progress=True)
+        df.drop(columns="seconds").to_csv(out / "episodes.csv", index=False)
     regret = df.pivot_table(index="task", columns="policy", values="regret", aggfunc="mean") * 100
     heur = [h for h in HEURISTICS if h != "random"]
     table = pd.DataFrame(
@@ -55,18 +61,18 @@ def main() -> None:
     )
     print(f"\nmean relative regret (%) on the {args.split} split, {df['episode'].nunique()} episodes per task:")
     print(table.round(2).to_string())
-    sums = df.groupby("policy", sort=False)[["seconds", "num_tasks"]].sum()
-    print(
-        "\nplanning time per task (ms): "
-        + ", ".join(f"{p} {v:.3g}" for p, v in (1e3 * sums.seconds / sums.num_tasks).items())
-    )
+    if "seconds" in df:
+        sums = df.groupby("policy", sort=False)[["seconds", "num_tasks"]].sum()
+        ms = 1e3 * sums["seconds"] / sums["num_tasks"]
+        print("\nplanning time per task (ms): " + ", ".join(f"{p} {v:.3g}" for p, v in ms.items()))
     hard = table["best heuristic"] >= 10.0
     rolling = (table["rolling MILP (clairvoyant in the hour)"] >= 5.0).sum()
     print(f"\ntasks with best heuristic >= 10% above the optimum: {int(hard.sum())} of {len(table)}")
     print(f"tasks with the rolling MILP >= 5% above the optimum: {int(rolling)} (target >= 2)")
     solve = sum(c.solve_s for t in TASKS.values() for s in ("test", "validation") for c in read_certificates(t, s))
     print(f"certificates of every task's test and validation episodes: {solve / 60:.1f} min of solving in all")
-    print(f"\nwrote {out / 'episodes.csv'}")
+    if not args.source:
+        print(f"\nwrote {out / 'episodes.csv'}")
 
 
 if __name__ == "__main__":
