@@ -14,16 +14,19 @@ normalised score (:mod:`benchmark.scores`). A policy is named by a string (:func
   trusted ones), or a path with ``{task}`` for one model per task (``runs/ppo/{task}/model.zip``);
 * ``module:attr`` for any user policy: an object with ``act(obs, mask) -> action`` or
   ``act_batch(obs [B, D], mask [B, R+1]) -> [B]`` (a class is instantiated without arguments), or a
-  plain function ``f(obs, mask) -> action``.
+  plain function ``f(obs, mask) -> action``. One object plays every task and episode, in order: give
+  it no state that carries from one episode to the next.
 
 Per-step policies are played by the env's own rollout loop (:func:`envs.dynamics.play`) in strict mode: an
-out-of-range or inadmissible action stops the run with an error naming the task and the episode.
+out-of-range or inadmissible action stops the run with an error naming the task and the episode (models of
+unmasked algorithms, PPO, A2C, DQN, run the overflow action instead, as they did in training).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,18 +44,17 @@ from envs.core import DEFAULT_REWARD_SCALE
 from envs.costs import evaluate_plan
 from envs.dynamics import ObsLayout, play
 from envs.instance import Instance
-from envs.tasks import Task, select_tasks
+from envs.tasks import TASKS, Task, select_tasks
 
 # What each kind of policy knows when it places a task: every table says it next to the policy.
 KNOWS = {
     "heuristic": "online: the current task and state",
-    "online_mpc": "online: what the agent sees (past tasks, forecasts)",
+    "online_mpc": "online: the observation, plus the scenario's demand forecast for later hours",
     "rolling_milp": "clairvoyant within the hour",
     "oracle": "hindsight: the whole day",
     "agent": "online: the observation",
     "user": "online: the observation",
 }
-ROLLING_TIME_LIMIT_S = 60.0  # per episode; the rolling MILP's hours share it
 PlanFn = Callable[[Task, Sequence[Instance]], list[NDArray[np.int64]]]
 
 
@@ -78,7 +80,8 @@ def _heuristic(name: str) -> Policy:
 def _rolling(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
     from baselines.milp import solve_rolling
 
-    return [np.asarray(solve_rolling(inst, time_limit_s=ROLLING_TIME_LIMIT_S).plan) for inst in instances]
+    # No time limit: a wall-clock limit would make the plan depend on the machine (each hour's MILP is small).
+    return [np.asarray(solve_rolling(inst).plan) for inst in instances]
 
 
 def _mpc(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
@@ -92,8 +95,18 @@ def _oracle_plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.
     raise AssertionError("the oracle's plans are the certificates'")  # evaluate() reads them itself
 
 
-def _stepper(name: str, knows: str, obj: Any, check: Callable[[Task], None] | None = None) -> Policy:
-    """A policy that acts on observations, played by the env's rollout loop (strict: no silent overflow)."""
+def _stepper(
+    name: str,
+    knows: str,
+    obj: Any,
+    check: Callable[[Task], None] | None = None,
+    strict: bool = True,
+    reward_scale: float = DEFAULT_REWARD_SCALE,
+) -> Policy:
+    """A policy that acts on observations, played by the env's rollout loop: ``strict``, an inadmissible action
+    is an error; otherwise it runs the overflow action, as in training with ``invalid_action="overflow"``
+    (an action outside the action space is an error either way). ``reward_scale``: of the observation's
+    cost features (the scale the policy was trained with)."""
     if hasattr(obj, "act_batch"):
         fn, batched = obj.act_batch, True
     elif hasattr(obj, "act"):
@@ -106,7 +119,7 @@ def _stepper(name: str, knows: str, obj: Any, check: Callable[[Task], None] | No
         )
 
     def plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
-        return play(fn, instances, DEFAULT_REWARD_SCALE, batched=batched, strict=True)
+        return play(fn, instances, reward_scale, batched=batched, strict=strict)
 
     def probe(task: Task) -> None:
         """Fail fast: the layout check, then the first steps of the task's first episode, strictly."""
@@ -124,7 +137,7 @@ def _stepper(name: str, knows: str, obj: Any, check: Callable[[Task], None] | No
 def _sb3_per_task(template: str) -> Policy:
     """One saved model per task: ``template`` names it with ``{task}`` (e.g. ``runs/ppo/{task}/model.zip``)."""
     loaded: dict[str, Policy] = {}
-    name = next((p for p in reversed(Path(template).parent.parts) if "{task}" not in p), template)
+    name = str(Path(template).with_suffix(""))  # the template names the policy: runs/ppo/{task}/model
 
     def model(task: Task) -> Policy:
         if task.name not in loaded:
@@ -147,6 +160,7 @@ def _sb3(path: Path) -> Policy:
 
     agent = Agent.load(path)
     space = agent.model.observation_space
+    run = _run_config(path)  # the run folder's config.json, when the model sits in one
 
     def check(task: Task) -> None:
         layout = ObsLayout.of(task.scenario())
@@ -157,8 +171,20 @@ def _sb3(path: Path) -> Policy:
                 f"({layout.size},) and {len(layout.region_names) + 1} actions (expected a model trained on this "
                 "task's regions and observation layout)"
             )
+        trained = run.get("scenario")
+        if isinstance(trained, str) and trained in TASKS and trained != task.name:
+            other = ObsLayout.of(TASKS[trained].scenario())
+            for field in ("region_names", "node_names", "class_names"):
+                if getattr(other, field) != getattr(layout, field):
+                    raise ValueError(
+                        f"model {str(path)!r} was trained on task {trained!r}, whose {field} differ from task "
+                        f"{task.name!r}'s: expected a model trained on this task's layout"
+                    )
 
-    inner = _stepper(path.stem, KNOWS["agent"], agent, check)
+    # A model name is its run folder and file: runs/ppo/model and runs/dqn/model stay apart.
+    name = str(path.with_suffix("")) if len(path.parts) < 3 else "/".join(path.with_suffix("").parts[-2:])
+    scale = float(run.get("reward_scale", DEFAULT_REWARD_SCALE))
+    inner = _stepper(name, KNOWS["agent"], agent, check, strict=agent.masked, reward_scale=scale)
 
     def plans(task: Task, instances: Sequence[Instance]) -> list[NDArray[np.int64]]:
         with torch_threads(1):
@@ -167,17 +193,34 @@ def _sb3(path: Path) -> Policy:
     return Policy(inner.name, inner.knows, plans, inner.check)
 
 
+def _run_config(model: Path) -> dict[str, Any]:
+    """The ``config.json`` of the run folder holding ``model`` (``DIR/model.zip`` or
+    ``DIR/checkpoints/step_N.zip``), or ``{}``."""
+    for folder in (model.parent, model.parent.parent):
+        cfg = folder / "config.json"
+        if cfg.is_file():
+            try:
+                data = json.loads(cfg.read_text())
+            except (OSError, ValueError):
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
 def _user(spec: str) -> Policy:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"policy {spec!r}: module {module_name!r} does not import ({exc})") from exc
+    except Exception as exc:  # ImportError, but also a SyntaxError or any error raised while importing
+        raise ValueError(f"policy {spec!r}: module {module_name!r} does not import ({exc!r})") from exc
     if not hasattr(module, attr):
         raise ValueError(f"policy {spec!r}: module {module_name!r} has no attribute {attr!r}")
     obj = getattr(module, attr)
     if inspect.isclass(obj):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ValueError(f"policy {spec!r}: {attr}() without arguments failed ({exc!r})") from exc
     return _stepper(spec, KNOWS["user"], obj)
 
 
@@ -230,6 +273,9 @@ def evaluate(
     """
     items = list(policy) if isinstance(policy, list | tuple) else [policy]
     policies = [resolve_policy(p) for p in items]
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policies {names}: expected distinct names (two policies would share a row)")
     chosen = select_tasks(tasks)
     for pol in policies:
         for task in chosen:

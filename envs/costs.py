@@ -45,6 +45,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from envs.instance import Instance
 
+# The version of the cost model's rules written in code (what a pair costs, capacity per slot, replica
+# windows, free permanent replicas). Bump it with any change to them: shipped optimality certificates
+# (benchmark.certificates) carry it and are refused under another version.
+COST_MODEL_VERSION = 1
 # Slack on capacity checks, for sums of floating GPU-seconds taken in different orders.
 CAPACITY_RTOL = 1e-9
 CAPACITY_ATOL_GPU_S = 1e-9

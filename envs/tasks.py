@@ -66,7 +66,8 @@ class Task:
 
     def scenario(self, split: str | None = None) -> Scenario:
         """The task's scenario; with ``split``, its random episodes start only on that split's days."""
-        return _scenario(self.name, None if split is None else _check_split(split, SPLITS))
+        days = None if split is None else self.days[_check_split(split, SPLITS)]
+        return _scenario(self.path, days)
 
     def instances(self, split: str = "test") -> list[Instance]:
         """The fixed episodes of ``split`` ("validation" or "test"), in file order."""
@@ -75,13 +76,10 @@ class Task:
 
 
 @functools.cache
-def _scenario(name: str, split: str | None) -> Scenario:
-    """Scenarios are immutable and slow to read (data files): one per (task, split) and process."""
-    task = TASKS[name]
-    base = Scenario.from_toml(task.path)
-    if split is None:
-        return base
-    return base.with_overrides({"signals": {"start_days": list(task.days[split])}})
+def _scenario(path: Path, days: tuple[int, ...] | None) -> Scenario:
+    """Scenarios are immutable and slow to read (data files): one per (task file, split) and process."""
+    base = Scenario.from_toml(path)
+    return base if days is None else base.with_overrides({"signals": {"start_days": list(days)}})
 
 
 def _check_split(split: Any, allowed: tuple[str, ...] = EVAL_SPLITS) -> str:

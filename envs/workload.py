@@ -236,8 +236,11 @@ def sample_instance(
     elif s.random_start:
         first_day = -(-s.first_hour // 24)  # the first midnight inside the slice
         days = np.arange(first_day, last // 24 + 1)
-        if s.start_days:  # a benchmark split: only its days, those whose episode fits in the slice
-            days = np.array([d for d in s.start_days if d * 24 <= last], dtype=np.int64)
+        if s.start_days:  # a benchmark split: only starts whose every day is in it and fits in the slice
+            allowed = set(s.start_days)
+            span = range(math.ceil(S / 24))
+            fits = [d for d in s.start_days if d * 24 <= last and all(d + j in allowed for j in span)]
+            days = np.array(fits, dtype=np.int64)
             if not days.size:
                 raise ValueError(
                     f"signals.start_days = {list(s.start_days)}: no day leaves room for a {H} h episode "

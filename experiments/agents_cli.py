@@ -76,6 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         summarise,
     )
     from envs.scenario import Scenario
+    from envs.tasks import TASKS
 
     agent = Agent.load(args.model, algo=args.algo)
     scenario_name = args.scenario
@@ -89,7 +90,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             None,
         )
         scenario_name = json.loads(cfg.read_text())["scenario"] if cfg is not None else "default"
-    scenario = Scenario.load(scenario_name)
+    if scenario_name in TASKS:  # a benchmark task: random days of its validation split, never its test days
+        scenario = TASKS[scenario_name].scenario("validation")
+        print(f"task {scenario_name!r}: evaluation days drawn from its validation split (geoinfer benchmark: test)")
+    else:
+        scenario = Scenario.load(scenario_name)
     instances = evaluation_instances(scenario, evaluation_seeds(args.seed, args.episodes), args.tasks)
     episodes = evaluate_episodes(
         instances,

@@ -39,9 +39,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     # planning times vary run to run: printed, not in the CSV, so that a run reproduces its CSV exactly
     df.drop(columns="seconds").to_csv(out / "episodes.csv", index=False)
     board = benchmark.leaderboard_markdown(df, knows=benchmark.knows_of(df), reps=args.reps)
+    source = f"the certificates in {args.certificates}" if args.certificates else "the shipped certificates"
     header = (
         f"geoinfer benchmark, split {args.split!r}, tasks {', '.join(sorted(df['task'].unique()))}; "
-        f"{df['episode'].nunique()} episodes per task; J* from shipped certificates (worst gap "
+        f"{df['episode'].nunique()} episodes per task; J* from {source} (worst gap "
         f"{df['optimum_gap'].max():.1e}); scores: local = 0, oracle = 1.\n\n"
     )
     (out / "leaderboard.md").write_text(header + board + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 from pathlib import Path
@@ -75,6 +76,8 @@ def test_bad_input_is_named_before_any_work() -> None:
         benchmark.evaluate("missing.zip", tasks="hubs")
     with pytest.raises(ValueError, match="split = 'train'"):
         benchmark.evaluate("local", tasks="hubs", split="train")
+    with pytest.raises(ValueError, match="expected distinct names"):
+        benchmark.evaluate(["local", "local"], tasks="hubs")
 
 
 def test_a_model_of_another_layout_is_refused(tmp_path: Path) -> None:
@@ -100,8 +103,12 @@ def test_a_model_of_another_layout_is_refused(tmp_path: Path) -> None:
     template = str(tmp_path / "{task}" / "model.zip")
     per_task = benchmark.evaluate(template, tasks="hubs", split="validation", progress=False)
     pd.testing.assert_series_equal(per_task["cost_usd"], df["cost_usd"])  # the same model, the same numbers
-    with pytest.raises(ValueError, match="no model file .* for task 'residency'"):
+    with pytest.raises(ValueError, match=r"no model file .* for task 'residency'"):
         benchmark.evaluate(template, tasks="hubs,residency", progress=False)
+    # An unmasked algorithm's inadmissible choices run overflow, as in its training: no error
+    train(dataclasses.replace(cfg, algo="ppo", out=str(tmp_path / "ppo")), log=lambda *a: None)
+    ppo = benchmark.evaluate(str(tmp_path / "ppo" / "model.zip"), tasks="hubs", split="validation", progress=False)
+    assert set(ppo["policy"]) == {"ppo/model"} and len(ppo) == 5
 
 
 def test_geoinfer_benchmark_reports_unknown_tasks_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,3 +117,18 @@ def test_an_interrupted_certification_resumes_where_it_stopped(tmp_path: Path, m
     assert len(calls) == len(task.episodes["validation"]) - 2  # the first two were kept
     assert not (tmp_path / "residency-validation.partial.npz").exists()
     assert len(load_optima(task, "validation", path.parent)) == 5
+
+
+def test_a_new_version_of_the_cost_rules_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, inst, cert = _small()
+    cert.check(inst)
+    monkeypatch.setattr(cm, "COST_MODEL_VERSION", cm.COST_MODEL_VERSION + 1)
+    with pytest.raises(StaleCertificate, match="cost model's values on this episode changed"):
+        cert.check(inst)
+
+
+def test_a_certificate_above_the_worst_gap_is_refused() -> None:
+    _, inst, cert = _small()
+    loose = dataclasses.replace(cert, dual_bound_usd=cert.objective_usd * (1 - 10 * WORST_GAP))
+    with pytest.raises(StaleCertificate, match=r"above 0\.0001"):
+        loose.check(inst)

@@ -98,7 +98,10 @@ def test_bad_names_and_splits_are_refused() -> None:
 
 
 def test_task_files_are_checked(tmp_path: Path) -> None:
-    assert read_task(_task_file(tmp_path)).days["validation"][0] == 273
+    task = read_task(_task_file(tmp_path))
+    assert task.days["validation"][0] == 273
+    assert task.scenario().name == "x"  # a user's task file is read from its own path, not the suite's
+    assert task.scenario("validation").start_days == task.days["validation"]
     with pytest.raises(ValueError, match="splits 'train' and 'validation' share 1 days"):
         read_task(_task_file(tmp_path, train='["2023-01-01/2023-10-01"]'))
     with pytest.raises(ValueError, match="expected 'YYYY-MM-DD/YYYY-MM-DD'"):
@@ -115,6 +118,8 @@ def test_start_days_restrict_random_starts_and_are_checked() -> None:
     s = Scenario.default().with_overrides({"signals": {"start_days": [40, 41]}})
     assert {sample_instance(s, seed=i).start_hour for i in range(20)} == {40 * 24, 41 * 24}
     assert sample_instance(s, seed=0, start_hour=100).start_hour == 100  # an explicit start is not a random one
+    # an episode of two days starts only where both of its days are in the split
+    assert {sample_instance(s, seed=i, horizon_h=48.0).start_hour for i in range(10)} == {40 * 24}
     with pytest.raises(ValueError, match=r"signals.start_days\[0\] = 365"):
         Scenario.default().with_overrides({"signals": {"start_days": [365]}})
     with pytest.raises(ValueError, match="distinct days"):
