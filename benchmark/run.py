@@ -231,7 +231,8 @@ def resolve_policy(policy: str | Policy | Any) -> Policy:
     if isinstance(policy, Policy):
         return policy
     if not isinstance(policy, str):
-        return _stepper(getattr(policy, "name", type(policy).__name__), KNOWS["user"], policy)
+        name = getattr(policy, "name", None) or getattr(policy, "__name__", None) or type(policy).__name__
+        return _stepper(str(name), KNOWS["user"], policy)
     if policy in HEURISTICS:
         return _heuristic(policy)
     if policy == "rolling_milp":

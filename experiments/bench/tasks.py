@@ -60,7 +60,7 @@ def main() -> None:
         }
     )
     print(f"\nmean relative regret (%) on the {args.split} split, {df['episode'].nunique()} episodes per task:")
-    print(table.round(2).to_string())
+    print(table.round(2).to_string(formatters={"worst certificate gap": "{:.1e}".format}))
     if "seconds" in df:
         sums = df.groupby("policy", sort=False)[["seconds", "num_tasks"]].sum()
         ms = 1e3 * sums["seconds"] / sums["num_tasks"]
