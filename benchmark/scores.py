@@ -402,7 +402,7 @@ def _plot_aggregate(agg: pd.DataFrame, colors: dict[str, Any]) -> Figure:
 def _plot_profile(
     profiles: dict[str, tuple[np.ndarray, np.ndarray]], taus: np.ndarray, colors: dict[str, Any]
 ) -> Figure:
-    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+    fig = Figure(figsize=(8.0, 4.0), layout="constrained")
     ax: Axes = fig.add_subplot()
     rly_plot.plot_performance_profiles(
         {p: prof for p, (prof, _) in profiles.items()},
@@ -412,11 +412,12 @@ def _plot_profile(
         colors=colors,
         xlabel=r"normalised score $\tau$ (local 0, oracle 1)",
         ylabel=r"fraction of episodes with score $> \tau$",
-        legend=True,
-        legendsize="small",
+        legend=False,
         labelsize="medium",
         ticklabelsize="medium",
     )
+    # beside the axes, not over the curves (rliable's own legend sits inside them)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside right upper")
     return fig
 
 
