@@ -485,3 +485,55 @@ def test_costs_over_many_orders_of_magnitude_are_reported_unproven(contended_day
     assert (roll.status == "optimal") == (roll.max_slot_gap <= 1e-6)
     assert roll.status in ("optimal", "unproven")
     assert res.status != "optimal" or roll.status != "optimal"  # at least one of them cannot prove it here
+
+
+def brute_force_after(inst: Instance, prefix: np.ndarray) -> float:
+    """The cheapest feasible plan that starts with ``prefix``, by enumeration."""
+    mask = static_mask(inst)
+    m = prefix.size
+    choices = [[int(prefix[k])] if k < m else np.flatnonzero(mask[k]) for k in range(inst.num_tasks)]
+    cap = inst.capacity_gpu_s * (1 + 1e-9) + 1e-9
+    best = np.inf
+    for combo in itertools.product(*choices):
+        plan = np.array(combo, dtype=np.int64)
+        if not (slot_usage_gpu_s(inst, plan) > cap).any():
+            best = min(best, evaluate_plan(inst, plan).total_usd)
+    return best
+
+
+@pytest.mark.parametrize(("seed", "num_tasks", "num_regions", "integer_gpu"), CASES[:8])
+def test_a_fixed_prefix_gives_the_brute_force_optimum_of_the_rest(
+    seed: int, num_tasks: int, num_regions: int, integer_gpu: bool
+) -> None:
+    inst = tiny_instance(seed, num_tasks, num_regions, integer_gpu=integer_gpu)
+    rng = np.random.default_rng(seed)
+    mask = static_mask(inst)
+    for m in (1, num_tasks // 2, num_tasks):
+        # a learner's prefix: random admissible actions, kept only while they fit the capacity
+        prefix = np.full(m, inst.num_regions, dtype=np.int64)
+        for k in range(m):
+            trial = prefix.copy()
+            trial[k] = rng.choice(np.flatnonzero(mask[k]))
+            full = np.concatenate([trial, np.full(num_tasks - m, inst.num_regions)])
+            if not check_plan_feasible(inst, full):
+                prefix = trial
+        res = solve_hindsight(inst, fixed=prefix)
+        assert res.status == "optimal"
+        np.testing.assert_array_equal(res.plan[:m], prefix)
+        assert close(res.objective_usd, brute_force_after(inst, prefix))
+        assert res.objective_usd >= solve_hindsight(inst).objective_usd - 1e-12  # fixing never helps
+
+
+def test_a_bad_prefix_is_refused() -> None:
+    inst = tiny_instance(0, 5, 3)
+    mask = static_mask(inst)
+    with pytest.raises(ValueError, match=r"fixed\[0\] = 9: expected an action in \[0, 3\]"):
+        solve_hindsight(inst, fixed=[9])
+    k_bad = next(((k, a) for k in range(5) for a in range(3) if not mask[k, a]), None)
+    if k_bad is not None:
+        k, a = k_bad
+        prefix = [inst.num_regions] * k + [a]
+        with pytest.raises(ValueError, match=rf"fixed\[{k}\] = {a}: not admissible"):
+            solve_hindsight(inst, fixed=prefix)
+    with pytest.raises(ValueError, match="at most 5 integer actions"):
+        solve_hindsight(inst, fixed=[3] * 6)

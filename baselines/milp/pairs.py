@@ -51,9 +51,11 @@ def admissible_pairs(
     mask: NDArray[np.bool_],
     tasks: NDArray[np.int64],
     warm: NDArray[np.bool_] | None = None,
+    fixed: NDArray[np.bool_] | None = None,
 ) -> Pairs:
     """Columns for ``tasks`` among ``mask [K, R + 1]``. ``warm [W, R, M]``: replicas already open (free), as
-    for rolling solves."""
+    for rolling solves. ``fixed [K]``: tasks whose one admissible pair in ``mask`` is kept whatever it costs
+    (a prefix of the plan, fixed)."""
     R, M = inst.num_regions, len(inst.model_names)
     kk, aa = np.nonzero(mask[tasks])
     k = tasks[kk]
@@ -61,6 +63,8 @@ def admissible_pairs(
     # A served pair costing at least the overflow penalty is never needed: overflow does as well and
     # frees capacity and replicas, so dropping it keeps the optimum.
     keep = (aa == R) | (cost < pc.total_usd[k, R])
+    if fixed is not None:
+        keep |= fixed[k]
     k, aa, cost = k[keep], aa[keep], cost[keep]
     served = aa < R
     region = np.where(served, aa, 0)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from baselines.milp.block import (
     BlockSolution,
@@ -51,6 +51,7 @@ def solve_hindsight(
     mip_start: bool = True,
     highs_options: Mapping[str, HighsValue] | None = None,
     verbose: bool = False,
+    fixed: ArrayLike | None = None,
 ) -> MilpResult:
     """The hindsight optimum of ``instance``: every task known in advance, one exact MILP (see the package doc).
 
@@ -66,6 +67,10 @@ def solve_hindsight(
         mip_start: give HiGHS the greedy / LP-rounding plan as a start.
         highs_options: HiGHS options set on every block after ours (e.g. ``{"presolve": "on"}``).
         verbose: HiGHS log on stdout.
+        fixed: the actions of the first ``len(fixed)`` tasks, kept as given: the result is the optimum of
+            the rest of the episode after those placements (DAgger's expert: the best continuation from a
+            state a learner reached). Each must be admissible (budget, residency) and together they must
+            fit the capacity; ``ValueError`` names the first that does not.
 
     Returns a :class:`MilpResult`; raises ``RuntimeError`` if HiGHS fails, or if the plan's cost or
     feasibility, checked again with :mod:`envs.costs`, disagrees with the solver.
@@ -76,7 +81,11 @@ def solve_hindsight(
     workers = min(2, os.cpu_count() or 1) if workers is None else int(workers)
     t0 = time.perf_counter()
     pc = cost_matrix(instance)
-    pairs = admissible_pairs(instance, pc, static_mask(instance, pc), np.arange(instance.num_tasks))
+    mask = static_mask(instance, pc)
+    prefix = None
+    if fixed is not None:
+        mask, prefix = _fix_prefix(instance, mask, fixed)
+    pairs = admissible_pairs(instance, pc, mask, np.arange(instance.num_tasks), fixed=prefix)
     blocks = independent_blocks(instance, pairs)
     prep_s = time.perf_counter() - t0
     opt = SolveOptions(mip_rel_gap, linking, mip_start, verbose, merged_highs_options(highs_options))
@@ -88,6 +97,37 @@ def solve_hindsight(
     plan[pairs.task[chosen]] = pairs.action[chosen]
     obj = _verify(instance, plan, pairs, chosen).total_usd
     return _hindsight_result(plan, obj, sols, mip_rel_gap, prep_s, t0)
+
+
+def _fix_prefix(
+    inst: Instance, mask: NDArray[np.bool_], fixed: ArrayLike
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``mask`` with the first tasks restricted to their fixed actions, and which tasks are fixed; checked."""
+    arr = np.asarray(fixed)
+    K, R = inst.num_tasks, inst.num_regions
+    if arr.ndim != 1 or arr.size > K or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(
+            f"fixed: expected at most {K} integer actions (a prefix of the plan), got {arr.dtype} {arr.shape}"
+        )
+    m = arr.size
+    bad = (arr < 0) | (arr > R)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"fixed[{k}] = {int(arr[k])}: expected an action in [0, {R}] ({R} is overflow)")
+    ok = mask[np.arange(m), arr]
+    if not ok.all():
+        k = int(np.argmin(ok))
+        raise ValueError(f"fixed[{k}] = {int(arr[k])}: not admissible for task {k} (budget or residency)")
+    trial = np.concatenate([arr.astype(np.int64), np.full(K - m, R, dtype=np.int64)])
+    violations = check_plan_feasible(inst, trial)
+    if violations:
+        raise ValueError(f"fixed: the prefix does not fit the capacity: {violations[0]}")
+    out = mask.copy()
+    out[:m] = False
+    out[np.arange(m), arr] = True
+    prefix = np.zeros(K, dtype=bool)
+    prefix[:m] = True
+    return out, prefix
 
 
 def _hindsight_result(
