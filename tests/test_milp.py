@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 from baselines.heuristics import make_heuristic
 from baselines.milp import MilpResult, regret, regret_interval, solve_hindsight, solve_rolling
-from baselines.milp.block import block_bound
+from baselines.milp.block import SolveOptions, block_bound, solve_block
 from baselines.milp.model import build_model
-from baselines.milp.pairs import admissible_pairs
+from baselines.milp.pairs import Pairs, admissible_pairs, independent_blocks
+from baselines.milp.replicas import ReplicaSearch
+from baselines.milp.schedule import solve_blocks
+from baselines.milp.start import greedy_start
 from envs import (
     Instance,
     Scenario,
@@ -153,10 +157,10 @@ CASES = [
 def test_milp_equals_brute_force(seed: int, num_tasks: int, num_regions: int, integer_gpu: bool) -> None:
     inst = tiny_instance(seed, num_tasks, num_regions, integer_gpu=integer_gpu)
     best, _ = brute_force(inst)
-    for linking in ("strong", "weak"):
-        res = solve_hindsight(inst, linking=linking)
+    for linking, method in (("strong", "decompose"), ("weak", "decompose"), ("strong", "direct")):
+        res = solve_hindsight(inst, linking=linking, method=method)
         assert res.status == "optimal" and res.mip_gap <= TOL
-        assert close(res.objective_usd, best), (linking, res.objective_usd, best)
+        assert close(res.objective_usd, best), (linking, method, res.objective_usd, best)
         assert res.dual_bound_usd <= best + TOL * best + 1e-12
         assert close(evaluate_plan(inst, res.plan).total_usd, res.objective_usd, 1e-12)
         assert not check_plan_feasible(inst, res.plan)
@@ -244,12 +248,29 @@ def test_time_limited_solve_reports_an_honest_gap(limited: tuple[Instance, MilpR
     assert res.mip_gap == pytest.approx(expected_gap, rel=1e-9)
     assert (res.status == "optimal") == (res.mip_gap <= res.mip_rel_gap)
     assert res.status != "optimal", "expected the 3 s limit to stop this instance short of a proof"
+    # the limit is a hard one for the whole call (HiGHS interrupted in its MIP and simplex callbacks)
+    assert res.wall_s <= 3.0 + 1.0
     # blocks add up, and each block's bound is below its incumbent
     assert res.dual_bound_usd == pytest.approx(sum(b.dual_bound_usd for b in res.blocks), rel=1e-12)
     assert all(b.dual_bound_usd <= b.objective_usd + 1e-9 for b in res.blocks)
     # the bound is a true lower bound: no feasible plan we know of beats it
     rolling = solve_rolling(inst, time_limit_s=5.0)
     assert res.dual_bound_usd <= rolling.objective_usd
+
+
+def test_a_block_not_started_in_time_keeps_its_greedy_plan(limited: tuple[Instance, MilpResult]) -> None:
+    """Past the deadline a block runs no LP and no MILP: the greedy plan, and each task's cheapest pair as
+    its bound (valid: costs and charges are never negative)."""
+    inst = limited[0]
+    pc = cost_matrix(inst)
+    pairs = admissible_pairs(inst, pc, static_mask(inst, pc), np.arange(inst.num_tasks))
+    block = pairs.take(independent_blocks(inst, pairs)[0])
+    sol = solve_block(inst, block, 0.0, lambda: True, SolveOptions(1e-6, "strong", True, False))
+    assert sol.limited and sol.stats.bound_source == "tasks" and "not started" in sol.stats.note
+    assert np.array_equal(sol.chosen, greedy_start(inst, block))
+    cheapest = sum(block.cost_usd[block.task == k].min() for k in np.unique(block.task))
+    assert sol.stats.dual_bound_usd == pytest.approx(cheapest, rel=1e-12)
+    assert sol.stats.dual_bound_usd <= sol.stats.objective_usd
 
 
 def test_regret_refuses_an_unproven_oracle(limited: tuple[Instance, MilpResult]) -> None:
@@ -459,18 +480,21 @@ def test_block_bound_keeps_highs_only_when_consistent(toy_instance: Instance) ->
     pairs = admissible_pairs(toy_instance, pc, static_mask(toy_instance, pc), np.arange(toy_instance.num_tasks))
     model = build_model(toy_instance, pairs, "strong")
     s, tol = model.cost_scale, 1e-7
+    # the bound that needs no LP: every task pays at least its cheapest pair
+    c = float(sum(pairs.cost_usd[pairs.task == k].min() for k in np.unique(pairs.task)))
     # HiGHS's bound between the LP bound and the incumbent is used
-    assert block_bound(model, 1.0, 0.5, 0.9 / s, tol) == (pytest.approx(0.9), "highs", True)
+    assert block_bound(model, c + 1.0, c + 0.5, (c + 0.9) / s, tol) == (pytest.approx(c + 0.9), "highs", True)
     # far above the incumbent: inconsistent, the LP bound stands alone
-    assert block_bound(model, 1.0, 0.5, 2.0 / s, tol) == (0.5, "lp", False)
+    assert block_bound(model, c + 1.0, c + 0.5, (c + 2.0) / s, tol) == (c + 0.5, "lp", False)
     # above by less than HiGHS's tolerance: the incumbent is optimal to that precision
-    bound, source, trusted = block_bound(model, 1.0, 0.5, (1.0 + 0.5 * tol * s) / s, tol)
-    assert (bound, source, trusted) == (1.0, "highs", True)
-    # costs are never negative: 0 bounds a block whose LP bound is lower
-    assert block_bound(model, 1.0, -3.0, float("nan"), tol)[:2] == (0.0, "zero")
+    bound, source, trusted = block_bound(model, c + 1.0, c + 0.5, (c + 1.0 + 0.5 * tol * s) / s, tol)
+    assert (bound, source, trusted) == (c + 1.0, "highs", True)
+    # no LP bound (stopped by the time limit) or a lower one: the cheapest pairs bound the block
+    assert block_bound(model, c + 1.0, -math.inf, float("nan"), tol)[:2] == (pytest.approx(c), "tasks")
+    assert block_bound(model, c + 1.0, c - 3.0, float("nan"), tol)[:2] == (pytest.approx(c), "tasks")
     # a weak-duality bound above the incumbent is a modelling error, never a proof
     with pytest.raises(RuntimeError, match=r"weak-duality bound .* above the block's incumbent"):
-        block_bound(model, 1.0, 1.5, float("nan"), tol)
+        block_bound(model, c + 1.0, c + 1.5, float("nan"), tol)
 
 
 @pytest.mark.parametrize("beta", [1e-9, 1e-12])
@@ -537,3 +561,93 @@ def test_a_bad_prefix_is_refused() -> None:
             solve_hindsight(inst, fixed=prefix)
     with pytest.raises(ValueError, match="at most 5 integer actions"):
         solve_hindsight(inst, fixed=[3] * 6)
+
+
+# ------------------------------------------------------------------------------- replicas first
+def brute_force_with_replica(inst: Instance, pairs: Pairs, replica: int, is_open: bool) -> float:
+    """The brute-force optimum with one replica variable fixed: closed (its pairs forbidden), or open (its
+    charge paid whether used or not)."""
+    key = int(pairs.replica_key[replica])
+    M, R = len(inst.model_names), inst.num_regions
+    window, region, model = key // M // R, key // M % R, key % M
+    needs = (inst.window_idx == window) & (inst.model_idx == model)
+    mask = static_mask(inst)
+    choices = [
+        np.flatnonzero(mask[k] & ~(needs[k] & ~is_open & (np.arange(R + 1) == region))) for k in range(inst.num_tasks)
+    ]
+    cap = inst.capacity_gpu_s * (1 + 1e-9) + 1e-9
+    best = np.inf
+    for combo in itertools.product(*choices):
+        plan = np.array(combo, dtype=np.int64)
+        if (slot_usage_gpu_s(inst, plan) > cap).any():
+            continue
+        ev = evaluate_plan(inst, plan)
+        used = bool((needs & (plan == region)).any())
+        best = min(best, ev.total_usd + (pairs.replica_cost_usd[replica] if is_open and not used else 0.0))
+    return float(best)
+
+
+@pytest.mark.parametrize(("seed", "num_tasks", "num_regions", "integer_gpu"), CASES[:6])
+def test_lagrangian_bound_with_a_replica_fixed_is_valid(
+    seed: int, num_tasks: int, num_regions: int, integer_gpu: bool
+) -> None:
+    """The node bound of the replica search: with one y column fixed (closed or open), the weak-duality
+    bound from any multipliers never exceeds the brute-force optimum under that fixing."""
+    inst = tiny_instance(seed, num_tasks, num_regions, integer_gpu=integer_gpu)
+    pc = cost_matrix(inst)
+    pairs = admissible_pairs(inst, pc, static_mask(inst, pc), np.arange(inst.num_tasks))
+    model = build_model(inst, pairs, "strong")
+    rng = np.random.default_rng(seed)
+    for j in range(model.num_col - model.num_x):
+        replica = int(np.unique(pairs.replica[pairs.replica >= 0])[j])
+        for is_open in (False, True):
+            best = brute_force_with_replica(inst, pairs, replica, is_open)
+            lo, hi = np.zeros(model.num_col), np.ones(model.num_col)
+            lo[model.num_x + j] = hi[model.num_x + j] = float(is_open)
+            h = model.highs(verbose=False)
+            h.setOptionValue("solve_relaxation", True)
+            h.changeColBounds(model.num_x + j, float(is_open), float(is_open))
+            h.run()
+            duals = np.asarray(h.getSolution().row_dual)
+            for y in [duals, *(duals * rng.uniform(0.5, 1.5, duals.size) for _ in range(10))]:
+                assert model.lagrangian_bound(y, lo, hi) <= best * (1 + 1e-12) + 1e-12, (j, is_open)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_replicas_first_agrees_with_the_direct_milp(toy_scenario: Scenario, seed: int) -> None:
+    """A second formulation: on toy days whose replica windows span two slots with scarce capacity, the
+    replica search and one HiGHS MILP per window prove the same optimum, and each bound lies below the
+    other's plan."""
+    inst = sample_instance(toy_scenario, seed=seed, num_tasks=240)
+    dec = solve_hindsight(inst, time_limit_s=60)
+    direct = solve_hindsight(inst, time_limit_s=60, method="direct")
+    assert any(b.bound_source == "replicas" for b in dec.blocks)
+    for res in (dec, direct):
+        assert_honest(inst, res)
+        assert res.status == "optimal"
+    assert close(dec.objective_usd, direct.objective_usd)
+    assert dec.dual_bound_usd <= direct.objective_usd * (1 + 1e-12)
+    assert direct.dual_bound_usd <= dec.objective_usd * (1 + 1e-12)
+
+
+def test_a_replica_search_stopped_early_keeps_a_valid_bound(toy_scenario: Scenario) -> None:
+    """Out of time after the first leaf, the open nodes' bounds still cover the tree: the bound stays
+    below the optimum and the block is reported limited."""
+    inst = sample_instance(toy_scenario, seed=1, num_tasks=240)
+    best = solve_hindsight(inst).objective_usd
+    pc = cost_matrix(inst)
+    pairs = admissible_pairs(inst, pc, static_mask(inst, pc), np.arange(inst.num_tasks))
+    opt = SolveOptions(1e-6, "strong", True, False)
+    bounds, dives = 0.0, 0
+    for b in independent_blocks(inst, pairs):
+        search = ReplicaSearch(inst, pairs.take(b), opt)
+        leaf = search.next_leaf(math.inf)  # the dive; None when the start is already proven
+        if leaf is not None:
+            dives += 1
+            search.record_leaf(leaf, solve_blocks(inst, leaf.slots, math.inf, 1, opt))
+            assert search.next_leaf(0.0) is None  # the deadline has passed: nothing more is explored
+        sol = search.solution()
+        assert sol.stats.dual_bound_usd <= sol.stats.objective_usd
+        bounds += sol.stats.dual_bound_usd
+    assert dives >= 1
+    assert bounds <= best * (1 + 1e-12)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import highspy
@@ -113,8 +114,12 @@ def solve_block(
     h = _configured_highs(model, _oversubscribed(inst, pairs), opt)
     start = greedy_start(inst, pairs)
     build_s = time.perf_counter() - t0
+    if time.perf_counter() >= deadline:  # out of time before it began: the greedy plan and the cheap bound
+        note = "not started before the time limit: the greedy plan"
+        times = _Times(build_s, 0.0, 0.0)
+        return _block_solution(inst, pairs, model, None, start, note, -math.inf, model.columns_cost(start), times)
     t1 = time.perf_counter()
-    lp_bound, start = _lp_relaxation(h, model, inst, pairs, start, opt.mip_start)
+    lp_bound, start = _lp_relaxation(h, model, inst, pairs, start, opt.mip_start, deadline)
     if opt.mip_start:
         _set_start(h, model, start)
     start_usd = model.columns_cost(start)
@@ -158,13 +163,20 @@ def _configured_highs(model: BlockModel, oversubscribed: bool, opt: SolveOptions
 
 
 def _lp_relaxation(
-    h: highspy.Highs, model: BlockModel, inst: Instance, pairs: Pairs, start: NDArray[np.bool_], lp_rounding: bool
+    h: highspy.Highs,
+    model: BlockModel,
+    inst: Instance,
+    pairs: Pairs,
+    start: NDArray[np.bool_],
+    lp_rounding: bool,
+    deadline: float,
 ) -> tuple[float, NDArray[np.bool_]]:
-    """The LP relaxation, always solved in full (a few seconds at most here): its bound, USD (-inf if the LP
-    failed), so that every block has a finite bound even when stopped before its root node; and the MIP
-    start, by LP rounding when ``lp_rounding`` and the LP is solved, else ``start``."""
+    """The LP relaxation (stopped at ``deadline``): its bound, USD (-inf if the LP failed or was stopped), so
+    that every block has a bound even when stopped before its root node; and the MIP start, by LP rounding
+    when ``lp_rounding`` and the LP is solved, else ``start``."""
     h.setOptionValue("solve_relaxation", True)
-    h.run()
+    with stop_at(h, deadline):
+        h.run()
     lp_bound = -math.inf
     if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
         # The bound from the LP's duals by weak duality, not HiGHS's LP objective: that one may exceed the
@@ -187,14 +199,33 @@ def _set_start(h: highspy.Highs, model: BlockModel, start: NDArray[np.bool_]) ->
 def _run_mip(h: highspy.Highs, deadline: float, expired: Callable[[], bool]) -> highspy.HighsStatus:
     """Run the MILP until ``deadline`` or, checked in HiGHS's MIP callback, ``expired()``."""
     h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
-    if math.isfinite(deadline):
+    with stop_at(h, deadline, expired):
+        return h.run()
 
-        def interrupt(e: highspy.HighsCallbackEvent) -> None:
-            if expired():
-                e.interrupt()
 
-        h.cbMipInterrupt.subscribe(interrupt)
-    return h.run()
+@contextmanager
+def stop_at(h: highspy.Highs, deadline: float, expired: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Interrupt HiGHS once ``deadline`` (a ``time.perf_counter`` value) has passed, or ``expired()``: checked in
+    its MIP callback and in the simplex iterations of every LP it solves (root cut rounds included), so a
+    long cut round stops too."""
+    if not math.isfinite(deadline):
+        yield
+        return
+
+    def stop() -> bool:
+        return time.perf_counter() >= deadline or (expired is not None and expired())
+
+    def interrupt(e: highspy.HighsCallbackEvent) -> None:
+        if stop():
+            e.interrupt()
+
+    h.cbMipInterrupt.subscribe(interrupt)
+    h.cbSimplexInterrupt.subscribe(interrupt)
+    try:
+        yield
+    finally:
+        h.cbMipInterrupt.unsubscribe(interrupt)
+        h.cbSimplexInterrupt.unsubscribe(interrupt)
 
 
 def _check_status(h: highspy.Highs, run_status: highspy.HighsStatus) -> bool:
@@ -256,19 +287,25 @@ def _block_solution(
     inst: Instance,
     pairs: Pairs,
     model: BlockModel,
-    h: highspy.Highs,
+    h: highspy.Highs | None,
     chosen: NDArray[np.bool_],
     note: str,
     lp_bound: float,
     start_usd: float,
     times: _Times,
 ) -> BlockSolution:
-    """The block's incumbent ``chosen``, re-priced in USD, checked, with its bound and statistics."""
-    info = h.getInfo()
-    ms = h.getModelStatus()
+    """The block's incumbent ``chosen``, re-priced in USD, checked, with its bound and statistics (``h`` None:
+    HiGHS never ran on it)."""
     obj = model.columns_cost(chosen)  # the incumbent re-priced in USD, not HiGHS's scaled figure
-    dual_tol = float(h.getOptionValue("dual_feasibility_tolerance")[1])
-    bound, source, trusted = block_bound(model, obj, lp_bound, float(info.mip_dual_bound), dual_tol)
+    if h is None:
+        ms, status = highspy.HighsModelStatus.kTimeLimit, "Time limit reached"
+        mip_bound, nodes, dual_tol = -math.inf, 0, 0.0
+    else:
+        info = h.getInfo()
+        ms = h.getModelStatus()
+        status, mip_bound, nodes = h.modelStatusToString(ms), float(info.mip_dual_bound), int(info.mip_node_count)
+        dual_tol = float(h.getOptionValue("dual_feasibility_tolerance")[1])
+    bound, source, trusted = block_bound(model, obj, lp_bound, mip_bound, dual_tol)
     if not trusted:
         note = (f"{note}; " if note else "") + (
             "HiGHS's dual bound lies above its incumbent beyond its own tolerances: the LP relaxation's bound is kept"
@@ -281,14 +318,14 @@ def _block_solution(
         num_tasks=model.num_tasks,
         num_vars=model.num_col,
         num_rows=model.num_row,
-        status=h.modelStatusToString(ms),
+        status=status,
         objective_usd=obj,
         dual_bound_usd=bound,
         start_usd=start_usd,
         build_s=times.build_s,
         start_s=times.start_s,
         solve_s=times.solve_s,
-        nodes=int(info.mip_node_count),
+        nodes=nodes,
         bound_source=source,
         note=note,
     )
@@ -308,7 +345,8 @@ def block_bound(
     model: BlockModel, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
 ) -> tuple[float, str, bool]:
     """``(bound, source, trusted)``: the block's dual bound, USD, never above its incumbent ``obj_usd``;
-    where it comes from (``"lp"``, ``"highs"`` or ``"zero"``); whether HiGHS's bound was consistent.
+    where it comes from (``"lp"``, ``"highs"`` or ``"tasks"``: each task's cheapest pair, when no LP was
+    solved in time); whether HiGHS's bound was consistent.
 
     The LP relaxation's weak-duality bound (``lp_bound_usd``) is valid whatever HiGHS's tolerances, up to
     float rounding: above the incumbent by more than that, the model or the incumbent is wrong, and this
@@ -324,8 +362,12 @@ def block_bound(
             f"{obj_usd!r} USD: a modelling or incumbent error"
         )
     bound, source = lp_bound_usd, "lp"
-    if model.col_cost.min(initial=0.0) >= 0.0 and bound < 0.0:
-        bound, source = 0.0, "zero"  # costs are never negative (envs.costs): 0 bounds every block
+    if model.col_cost.min(initial=0.0) >= 0.0:
+        # costs are never negative (envs.costs): each task pays at least its cheapest pair, replicas aside
+        cheapest = np.full(model.num_tasks, np.inf)
+        np.minimum.at(cheapest, model.task_row, model.col_cost[: model.num_x])
+        if float(cheapest.sum()) > bound:
+            bound, source = float(cheapest.sum()), "tasks"
     trusted = True
     if math.isfinite(mip_bound):
         mip_usd = mip_bound * model.cost_scale

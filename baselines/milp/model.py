@@ -15,6 +15,7 @@ from baselines.milp.pairs import Pairs
 from envs.instance import Instance
 
 Linking = Literal["strong", "weak"]
+Method = Literal["decompose", "direct"]
 
 
 class SilentHighs(highspy.Highs):
@@ -70,26 +71,42 @@ class BlockModel:
         )
         return h
 
-    def lagrangian_bound(self, row_dual: NDArray[np.float64]) -> float:
+    def lagrangian_bound(
+        self,
+        row_dual: NDArray[np.float64],
+        col_lo: NDArray[np.float64] | None = None,
+        col_hi: NDArray[np.float64] | None = None,
+    ) -> float:
         """A lower bound on the block's optimum, USD, valid for *any* row multipliers (weak duality).
 
-        With ``x in [0, 1]`` and rows ``lo <= A x <= hi``: ``c x >= sum_r y_r (lo_r or hi_r) +
-        sum_j min(0, c_j - (A^T y)_j)``, choosing ``lo_r`` where ``y_r > 0`` and ``hi_r`` where ``y_r < 0``
-        (multipliers of one-sided rows are first clipped to their valid sign). Fed the LP's duals it equals
-        the LP bound up to their inexactness, and never exceeds the optimum, whatever HiGHS's tolerances.
+        With ``x in [col_lo, col_hi]`` (default ``[0, 1]``) and rows ``lo <= A x <= hi``: ``c x >= sum_r y_r
+        (lo_r or hi_r) + sum_j min(d_j col_lo_j, d_j col_hi_j)`` with ``d = c - A^T y``, choosing ``lo_r`` where
+        ``y_r > 0`` and ``hi_r`` where ``y_r < 0`` (multipliers of one-sided rows are first clipped to their valid
+        sign). Fed the LP's duals it equals the LP bound up to their inexactness, and never exceeds the
+        optimum of the block with those column bounds, whatever HiGHS's tolerances.
         """
-        y = np.asarray(row_dual, dtype=np.float64)
-        y = np.where(np.isinf(self.row_lo), np.minimum(y, 0.0), y)
-        y = np.where(np.isinf(self.row_hi), np.maximum(y, 0.0), y)
+        y = self.valid_duals(row_dual)
         rows_part = np.where(
             y > 0,
             y * np.where(np.isinf(self.row_lo), 0.0, self.row_lo),
             y * np.where(np.isinf(self.row_hi), 0.0, self.row_hi),
         )
+        d = self.reduced_costs(y)
+        lo = np.zeros(self.num_col) if col_lo is None else col_lo
+        hi = np.ones(self.num_col) if col_hi is None else col_hi
+        return float(rows_part.sum() + np.minimum(d * lo, d * hi).sum()) * self.cost_scale
+
+    def valid_duals(self, row_dual: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Row multipliers clipped to the sign their row allows (``>= 0`` on ``>=`` rows, ``<= 0`` on ``<=`` rows)."""
+        y = np.asarray(row_dual, dtype=np.float64)
+        y = np.where(np.isinf(self.row_lo), np.minimum(y, 0.0), y)
+        return np.where(np.isinf(self.row_hi), np.maximum(y, 0.0), y)
+
+    def reduced_costs(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``[num_col]`` reduced costs ``c - A^T y`` of the columns, in HiGHS's objective units (USD / cost_scale)."""
         col_of = np.repeat(np.arange(self.num_col), np.diff(self.a_start))
         aty = np.bincount(col_of, weights=self.a_value * y[self.a_index], minlength=self.num_col)
-        reduced = self.col_cost / self.cost_scale - aty
-        return float(rows_part.sum() + np.minimum(reduced, 0.0).sum()) * self.cost_scale
+        return self.col_cost / self.cost_scale - aty
 
     def columns(self, chosen: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Column values of an assignment of the block's pairs (y = 1 where a chosen pair needs it)."""

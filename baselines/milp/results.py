@@ -25,7 +25,9 @@ class BlockStats:
     start_s: float  # LP relaxation (its bound counts) and LP rounding for the MIP start, s
     solve_s: float  # the MILP solve, s
     nodes: int
-    bound_source: str = ""  # "lp": the LP relaxation's weak-duality bound; "highs": HiGHS's B&B bound; "zero"
+    # "lp": the LP relaxation's weak-duality bound; "highs": HiGHS's B&B bound; "tasks": each task's cheapest
+    # pair (no LP in time); "replicas": the replica search's tree (baselines.milp.replicas)
+    bound_source: str = ""
     note: str = ""  # anything unusual about this solve
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -22,9 +20,11 @@ from baselines.milp.block import (
     merged_highs_options,
     solve_block,
 )
-from baselines.milp.model import Linking
+from baselines.milp.model import Linking, Method
 from baselines.milp.pairs import Pairs, admissible_pairs, independent_blocks
+from baselines.milp.replicas import ReplicaSearch, decomposable
 from baselines.milp.results import MilpResult, RollingResult
+from baselines.milp.schedule import solve_blocks
 from envs.costs import (
     CostBreakdown,
     capacity_limit_gpu_s,
@@ -52,14 +52,16 @@ def solve_hindsight(
     highs_options: Mapping[str, HighsValue] | None = None,
     verbose: bool = False,
     fixed: ArrayLike | None = None,
+    method: Method = "decompose",
 ) -> MilpResult:
     """The hindsight optimum of ``instance``: every task known in advance, one exact MILP (see the package doc).
 
     Args:
-        time_limit_s: wall-clock budget, s, shared by the blocks' branch and bound (see :class:`Budget`);
-            None: until proven. Preparation and every block's LP relaxation are not cut short (so
-            every block has a finite bound), and HiGHS checks time only now and then: expect overruns
-            of seconds on large saturated blocks.
+        time_limit_s: wall-clock limit on the whole call, s (preparation included), shared by the blocks
+            (see :class:`~baselines.milp.schedule.Budget`); None: until proven. HiGHS is interrupted
+            in its MIP and simplex callbacks; a block not started in time keeps its greedy plan and the
+            bound of each task's cheapest pair. Only array preparation (cost matrix, models: about a
+            second at 100,000 tasks) runs uninterrupted.
         mip_rel_gap: relative gap at which a solve counts as optimal.
         linking: ``'strong'`` (x <= y per pair: tighter LP, the default, see the benchmark) or ``'weak'``
             (sum x <= n y per replica).
@@ -71,12 +73,17 @@ def solve_hindsight(
             the rest of the episode after those placements (DAgger's expert: the best continuation from a
             state a learner reached). Each must be admissible (budget, residency) and together they must
             fit the capacity; ``ValueError`` names the first that does not.
+        method: ``'decompose'`` (blocks joined by replica variables are solved by branching on the replicas
+            first, each leaf slot by slot: :mod:`~baselines.milp.replicas`) or ``'direct'`` (each block one
+            HiGHS MILP, the method before; kept for comparison).
 
     Returns a :class:`MilpResult`; raises ``RuntimeError`` if HiGHS fails, or if the plan's cost or
     feasibility, checked again with :mod:`envs.costs`, disagrees with the solver.
     """
     if not (0.0 <= mip_rel_gap < 1.0):
         raise ValueError(f"mip_rel_gap = {mip_rel_gap!r}: expected a number in [0, 1)")
+    if method not in ("decompose", "direct"):
+        raise ValueError(f"method = {method!r}: expected 'decompose' or 'direct'")
     _check_time_limit(time_limit_s)
     workers = min(2, os.cpu_count() or 1) if workers is None else int(workers)
     t0 = time.perf_counter()
@@ -89,7 +96,12 @@ def solve_hindsight(
     blocks = independent_blocks(instance, pairs)
     prep_s = time.perf_counter() - t0
     opt = SolveOptions(mip_rel_gap, linking, mip_start, verbose, merged_highs_options(highs_options))
-    sols = solve_blocks(instance, pairs, blocks, time_limit_s, workers, opt)
+    deadline = math.inf if time_limit_s is None else t0 + time_limit_s
+    parts = [pairs.take(b) for b in blocks]
+    if method == "direct":
+        sols = solve_blocks(instance, parts, deadline, workers, opt)
+    else:
+        sols = _solve_decomposed(instance, parts, deadline, workers, opt)
     chosen = np.zeros(pairs.task.size, dtype=bool)
     for b, s in zip(blocks, sols, strict=True):
         chosen[b[s.chosen]] = True
@@ -97,6 +109,30 @@ def solve_hindsight(
     plan[pairs.task[chosen]] = pairs.action[chosen]
     obj = _verify(instance, plan, pairs, chosen).total_usd
     return _hindsight_result(plan, obj, sols, mip_rel_gap, prep_s, t0)
+
+
+def _solve_decomposed(
+    inst: Instance, parts: Sequence[Pairs], deadline: float, workers: int, opt: SolveOptions
+) -> list[BlockSolution]:
+    """Every block, those joined by replica variables through a :class:`ReplicaSearch`: in rounds, the
+    direct blocks and each search's next leaf (its slots) solved side by side, until the searches end."""
+    searches = {b: ReplicaSearch(inst, p, opt, deadline) for b, p in enumerate(parts) if decomposable(inst, p)}
+    out: dict[int, BlockSolution] = {}
+    direct = [b for b in range(len(parts)) if b not in searches]
+    while True:
+        leaves = [(s, leaf) for s in searches.values() if (leaf := s.next_leaf(deadline)) is not None]
+        work = [parts[b] for b in direct] + [slot for _, leaf in leaves for slot in leaf.slots]
+        if not work:
+            break
+        sols = solve_blocks(inst, work, deadline, workers, opt)
+        out.update(zip(direct, sols[: len(direct)], strict=True))
+        at = len(direct)
+        for s, leaf in leaves:
+            s.record_leaf(leaf, sols[at : at + len(leaf.slots)])
+            at += len(leaf.slots)
+        direct = []
+    out.update({b: s.solution() for b, s in searches.items()})
+    return [out[b] for b in range(len(parts))]
 
 
 def _fix_prefix(
@@ -155,84 +191,6 @@ def _hindsight_result(
         start_usd=sum(s.start_usd for s in stats),
         blocks=stats,
     )
-
-
-class Budget:
-    """Shares a wall-clock budget among blocks solved ``workers`` at a time.
-
-    Each block is owed ``workers * time_limit * size / total size``. A block may run while the
-    worker-time left before the deadline exceeds what the other running blocks hold and what the blocks
-    not started yet are owed; its allowance is renewed whenever it runs out and such time is free. So
-    blocks that finish early leave their time to the others, and hard blocks use it. Times are
-    ``time.perf_counter`` values.
-    """
-
-    def __init__(self, sizes: dict[int, int], time_limit_s: float | None, workers: int) -> None:
-        self._lock = threading.Lock()
-        self._workers = workers
-        total = max(sum(sizes.values()), 1)
-        limit = math.inf if time_limit_s is None else time_limit_s
-        self._owed = {b: workers * limit * n / total for b, n in sizes.items()}
-        self._running: dict[int, float] = {}
-        self.deadline = time.perf_counter() + limit
-
-    def _grant(self, b: int, now: float) -> None:
-        """Set ``b``'s allowance to the free worker-time (lock held)."""
-        if math.isinf(self.deadline):
-            self._running[b] = math.inf
-            return
-        held = sum(max(0.0, e - now) for r, e in self._running.items() if r != b)
-        free = self._workers * (self.deadline - now) - held - sum(self._owed.values())
-        self._running[b] = now + min(max(free, 0.0), self.deadline - now)
-
-    def start(self, b: int) -> None:
-        with self._lock:
-            self._owed.pop(b)
-            self._grant(b, time.perf_counter())
-
-    def expired(self, b: int) -> bool:
-        """Whether ``b`` must stop now (its allowance is over and no free time can renew it)."""
-        now = time.perf_counter()
-        if now <= self._running[b]:
-            return False
-        with self._lock:
-            self._grant(b, now)
-            return self._running[b] - now < 0.1
-
-    def finish(self, b: int) -> None:
-        with self._lock:
-            del self._running[b]
-
-
-def solve_blocks(
-    inst: Instance,
-    pairs: Pairs,
-    blocks: Sequence[NDArray[np.int64]],
-    time_limit_s: float | None,
-    workers: int,
-    opt: SolveOptions,
-) -> list[BlockSolution]:
-    """Solve the blocks, largest first, ``workers`` at a time, sharing the budget (see :class:`Budget`)."""
-    ensure_single_thread_scheduler()
-    order = sorted(range(len(blocks)), key=lambda b: -blocks[b].size)
-    budget = Budget({b: int(blocks[b].size) for b in order}, time_limit_s, workers)
-    out: list[BlockSolution | None] = [None] * len(blocks)
-
-    def run(b: int) -> None:
-        budget.start(b)
-        try:
-            out[b] = solve_block(inst, pairs.take(blocks[b]), budget.deadline, partial(budget.expired, b), opt)
-        finally:
-            budget.finish(b)
-
-    if workers <= 1 or len(blocks) <= 1:
-        for b in order:
-            run(b)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for f in [pool.submit(run, b) for b in order]:
-                f.result()
-    return [o for o in out if o is not None]
 
 
 # ---------------------------------------------------------------------------------------------- rolling
