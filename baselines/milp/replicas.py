@@ -164,8 +164,8 @@ class ReplicaSearch:
 
     def _expand(self, node: _Node, deadline: float) -> NDArray[np.int8] | None:
         """Solve a node's LP: close it, fix replicas by reduced cost, and branch or return its leaf."""
-        bound, d, y_val = node.lp if node.lp is not None else self._lp(node.y_lo, node.y_hi, deadline)
-        bound = max(bound, node.bound_usd)  # both are valid for this node
+        lp_bound, d, y_val = node.lp if node.lp is not None else self._lp(node.y_lo, node.y_hi, deadline)
+        bound = max(lp_bound, node.bound_usd)  # both are valid for this node
         cutoff = self._cutoff()
         if bound >= cutoff:
             self._closed = min(self._closed, bound)
@@ -173,8 +173,9 @@ class ReplicaSearch:
         free = node.y_lo < node.y_hi
         if not np.isfinite(y_val).all():
             d, y_val = np.zeros(self.num_y), np.full(self.num_y, 0.5)
-        up = bound + np.maximum(d, 0.0)  # the bound with y_j forced to 1
-        down = bound + np.maximum(-d, 0.0)  # ... to 0
+        # the bound with y_j forced to 1 (to 0): this LP's Lagrangian with the column fixed, or the node's own
+        up = np.maximum(lp_bound + np.maximum(d, 0.0), bound)
+        down = np.maximum(lp_bound + np.maximum(-d, 0.0), bound)
         fix0, fix1 = free & (up >= cutoff), free & (down >= cutoff)
         if (fix0 | fix1).any():
             self._closed = min(self._closed, float(np.min(np.r_[up[fix0], down[fix1]])))
