@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from numpy.typing import NDArray
 from envs.core import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, CoreAttributes, EnvCore
 from envs.dynamics import COMPONENTS, REGION_FEATURES
 from envs.instance import Instance
+from envs.render import MapRenderer, close_window, has_display, show
 from envs.scenario import Scenario
 
 __all__ = ["DEFAULT_REWARD_SCALE", "INVALID_ACTION_MODES", "PlacementEnv"]
@@ -100,12 +102,14 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         invalid_action: ``"overflow"`` (default: an inadmissible action is played as overflow and flagged in
             ``info``) or ``"raise"`` (a ``ValueError``).
         reward_scale: reward units per USD.
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` (text), ``"rgb_array"`` (a world map, :mod:`envs.render`) or
+            ``"human"`` (that map in a window; needs a display). Nothing is drawn unless asked for.
+        color_by: what colours the regions of the map: ``"price"`` or ``"carbon"`` (this hour's).
         split: with a benchmark task's name (:mod:`envs.tasks`), random episodes start only on the days of
             this split (``"train"``, ``"validation"``, ``"test"``); the task ids pass ``"train"``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium declares it on the class)
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 8}  # noqa: RUF012  (Gymnasium declares it on the class)
 
     def __init__(
         self,
@@ -117,11 +121,23 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
         split: str | None = None,
+        color_by: str = "price",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
         self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, split=split)
         self.render_mode = render_mode
+        self._renderer: Any = None
+        self._window: Any = None
+        if render_mode in ("rgb_array", "human"):
+            if render_mode == "human" and not has_display():
+                # Gymnasium's checker makes the env in every declared mode, where a warning fails it: a log line
+                logging.getLogger("envs.render").info(
+                    "render_mode='human' found no display (matplotlib's backend is non-interactive): nothing will "
+                    "be shown; use render_mode='rgb_array' (frames as arrays) or geoinfer replay (a video file)"
+                )
+            else:
+                self._renderer = MapRenderer(self.core.scenario, color_by)  # type: ignore[arg-type]
         self.action_space = self.core.action_space()
         self.observation_space = self.core.observation_space()
         self._batch = self.core.batch(1, precompute_obs=True)
@@ -148,6 +164,8 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
             inst = self.core.check_instance(inst, "options['instance']")
         self.instance = inst
         self._batch.load(0, inst)
+        if self._renderer is not None:
+            self._renderer.start(inst)
         self._done = False
         self._mask = self._batch.action_mask_one()
         obs = self._batch.observe_one(self._mask)
@@ -193,16 +211,36 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
             COMPONENTS[4]: comp[4],
         }
         self._last = info
+        if self._renderer is not None:
+            self._renderer.record(k, a, info)
+            if self.render_mode == "human":
+                self.render()
         return obs, -cost * self._scale, self._done, False, info
 
     def action_masks(self) -> NDArray[np.bool_]:
         """Admissible actions for the current task (the method sb3-contrib's MaskablePPO calls)."""
         return self._mask.copy()
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
+    def render(self) -> Any:
+        """``"ansi"``: the current task and regions as text; ``"rgb_array"``: the map as an ``H x W x 3`` uint8
+        array; ``"human"``: the map shown in a window (None)."""
+        if self.render_mode == "ansi":
+            return self._render_text()
+        if self._renderer is None:
             return None
-        return self._render_text()
+        if self.instance is None:
+            raise RuntimeError("render() before reset(): there is no episode to draw")
+        frame = self._renderer.frame(int(self._batch.t[0]))
+        if self.render_mode == "rgb_array":
+            return frame
+        self._window = show(frame, self._window, self.metadata["render_fps"])
+        return None
+
+    def close(self) -> None:
+        if self._window is not None:
+            close_window(self._window)
+            self._window = None
+        super().close()
 
     # ------------------------------------------------------------------------------ helpers
     def _render_text(self) -> str:

@@ -1,9 +1,10 @@
-"""``geoinfer benchmark``, ``geoinfer tasks`` and ``geoinfer certify``: the task suite from the command line.
+"""``geoinfer benchmark``, ``tasks``, ``certify`` and ``replay``: the task suite from the command line.
 
 ``geoinfer benchmark --policy P [P ...] [--tasks all|NAMES] [--split test|validation] --out DIR`` writes
 ``episodes.csv`` (one row per task, episode and policy: every cost term, J*, regret, score),
 ``leaderboard.md`` (IQM score with stratified-bootstrap 95% intervals, mean regret, per-task regret) and
-figures (per-task scores, aggregates, performance profile).
+figures (per-task scores, aggregates, performance profile). ``geoinfer replay --task T --policy P --out
+FILE.gif|FILE.mp4`` plays one episode as a map video and writes a placement report beside it.
 """
 
 from __future__ import annotations
@@ -78,6 +79,33 @@ def cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from benchmark.replay import VIDEO_SUFFIXES, placement_report, replay, write_video
+
+    out = Path(args.out)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--out {out}: expected a file ending in {' or '.join(VIDEO_SUFFIXES)}")
+    t = time.perf_counter()
+    rep = replay(
+        args.task,
+        args.policy,
+        split=args.split,
+        episode=args.episode,
+        seed=args.seed,
+        frames=args.frames,
+        color_by=args.color_by,
+    )
+    video = write_video(rep.frames, out, args.fps)
+    report = placement_report(rep, out.with_name(out.stem + "-report.png"))
+    which = f"seed {args.seed}" if args.seed is not None else f"episode {args.episode}"
+    print(
+        f"{rep.task.name}/{args.split} ({which}, {rep.instance.num_tasks} tasks), policy {rep.policy}: "
+        f"{len(rep.frames)} frames -> {video}; "
+        f"report -> {report} ({time.perf_counter() - t:.1f} s)"
+    )
+    return 0
+
+
 def add_subcommands(sub: Any) -> None:
     tasks = sub.add_parser("tasks", help="list the benchmark's tasks: what makes each hard, its splits")
     tasks.set_defaults(func=cmd_tasks)
@@ -105,3 +133,17 @@ def add_subcommands(sub: Any) -> None:
     cert.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="per episode (default 60 s)")
     cert.add_argument("--out", default=None, metavar="DIR", help="folder (default: the package's certificates)")
     cert.set_defaults(func=cmd_certify)
+
+    rep = sub.add_parser("replay", help="play one episode with a policy: a map video and a placement report")
+    rep.add_argument("--task", required=True, help="a benchmark task (geoinfer tasks)")
+    rep.add_argument("--policy", required=True, metavar="P", help="anything geoinfer benchmark --policy takes")
+    rep.add_argument("--split", default="test", choices=EVAL_SPLITS)
+    rep.add_argument("--episode", type=int, default=0, help="which fixed episode of the split (default 0)")
+    rep.add_argument("--seed", type=int, default=None, help="draw a day of the split with this seed instead")
+    rep.add_argument(
+        "--out", required=True, metavar="FILE.gif|FILE.mp4", help="the video; the report is written beside it"
+    )
+    rep.add_argument("--frames", type=int, default=120, help="frames over the episode (default 120)")
+    rep.add_argument("--fps", type=float, default=8.0)
+    rep.add_argument("--color-by", default="price", choices=("price", "carbon"), help="what colours the regions")
+    rep.set_defaults(func=cmd_replay)

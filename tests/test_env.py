@@ -301,7 +301,7 @@ def test_overflow_mode_executes_overflow_and_flags_it(toy_scenario: Scenario) ->
     ("kwargs", "match"),
     [
         ({"invalid_action": "ignore"}, "invalid_action = 'ignore'"),
-        ({"render_mode": "human"}, "render_mode = 'human'"),
+        ({"render_mode": "movie"}, "render_mode = 'movie'"),
         ({"reward_scale": -1.0}, "reward_scale = -1.0"),
         ({"num_tasks": 0}, "num_tasks = 0"),
         ({"reward_scale": "1"}, "reward_scale = '1'"),
