@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import highspy
 import numpy as np
@@ -311,13 +312,8 @@ def _block_solution(
             "HiGHS's dual bound lies above its incumbent beyond its own tolerances: the LP relaxation's bound is kept"
         )
     _check_one_action_per_task(model, chosen)
-    btasks = np.unique(pairs.task)
     stats = BlockStats(
-        window_idx=int(inst.window_idx[btasks[0]]),
-        slots=tuple(int(s) for s in np.unique(inst.slot_idx[btasks])),
-        num_tasks=model.num_tasks,
-        num_vars=model.num_col,
-        num_rows=model.num_row,
+        **block_shape(inst, pairs, model),
         status=status,
         objective_usd=obj,
         dual_bound_usd=bound,
@@ -330,6 +326,18 @@ def _block_solution(
         note=note,
     )
     return BlockSolution(chosen=chosen, stats=stats, limited=ms != highspy.HighsModelStatus.kOptimal)
+
+
+def block_shape(inst: Instance, pairs: Pairs, model: BlockModel) -> dict[str, Any]:
+    """The :class:`BlockStats` fields that say which block it is and how large: window, slots, sizes."""
+    btasks = np.unique(pairs.task)
+    return {
+        "window_idx": int(inst.window_idx[btasks[0]]),
+        "slots": tuple(int(s) for s in np.unique(inst.slot_idx[btasks])),
+        "num_tasks": model.num_tasks,
+        "num_vars": model.num_col,
+        "num_rows": model.num_row,
+    }
 
 
 def _check_one_action_per_task(model: BlockModel, chosen: NDArray[np.bool_]) -> None:

@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
-from baselines.milp.block import BlockSolution, SolveOptions, stop_at
+from baselines.milp.block import BlockSolution, SolveOptions, block_shape, stop_at
 from baselines.milp.model import BlockModel, build_model
 from baselines.milp.pairs import Pairs
 from baselines.milp.results import BlockStats
@@ -242,19 +242,13 @@ class ReplicaSearch:
         proven = gap <= self.opt.mip_rel_gap
         limited = bool(self._stack) or (self.tally.limited and not proven)
         t = self.tally
-        inst, p, m = self.inst, self.pairs, self.model
-        btasks = np.unique(p.task)
         note = (
             f"replica branching: {t.lp_nodes} LP nodes, {t.leaves} leaves of {t.slot_blocks} slot blocks"
             + (f"; {len(self._stack)} nodes left open" if self._stack else "")
             + "".join(f"; {n}" for n in dict.fromkeys(t.notes))
         )
         stats = BlockStats(
-            window_idx=int(inst.window_idx[btasks[0]]),
-            slots=tuple(int(s) for s in np.unique(inst.slot_idx[btasks])),
-            num_tasks=m.num_tasks,
-            num_vars=m.num_col,
-            num_rows=m.num_row,
+            **block_shape(self.inst, self.pairs, self.model),
             status="Optimal" if proven else "Time limit reached" if limited else "Unproven",
             objective_usd=self.best_usd,
             dual_bound_usd=bound,
