@@ -125,3 +125,17 @@ def test_an_mp4_needs_moviepy(short_replay, tmp_path) -> None:
     else:
         out = write_video(short_replay.frames, tmp_path / "x.mp4")
         assert out.stat().st_size > 1000
+
+
+def test_a_replay_of_a_drawn_day_solves_its_oracle() -> None:
+    """With a seed the day is drawn from the split (no certificate covers it): the oracle is solved, and it
+    is no worse than the policy."""
+    from envs.costs import check_plan_feasible, evaluate_plan
+
+    rep = replay("hubs", "local", seed=7, frames=2)
+    fixed = {i.digest(portable=True) for i in rep.task.instances("test")}
+    assert rep.instance.digest(portable=True) not in fixed
+    assert not check_plan_feasible(rep.instance, rep.oracle_plan)
+    assert evaluate_plan(rep.instance, rep.oracle_plan).total_usd <= evaluate_plan(rep.instance, rep.plan).total_usd
+    with pytest.raises(ValueError, match=r"has episodes 0\.\.9"):
+        replay("hubs", "local", episode=10)
