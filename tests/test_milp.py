@@ -548,6 +548,37 @@ def test_a_fixed_prefix_gives_the_brute_force_optimum_of_the_rest(
         assert res.objective_usd >= solve_hindsight(inst).objective_usd - 1e-12  # fixing never helps
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_prefix_that_needs_a_replica_is_kept_by_both_methods(seed: int) -> None:
+    """Replica charges high enough that the greedy start would close a replica the prefix needs, and replica
+    decisions that leave a prefix task no pair: both methods still give the brute-force optimum of the rest
+    (a review found the replica search crashing on such prefixes)."""
+    inst = tiny_instance(seed, 7, 3, replica_usd=0.02)
+    rng = np.random.default_rng(100 + seed)
+    mask = static_mask(inst)
+    needs = ~inst.permanent_replica[:, inst.model_idx].T  # [K, R] a served action there needs a replica
+    for _ in range(4):
+        m = int(rng.integers(1, 5))
+        prefix = np.full(m, inst.num_regions, dtype=np.int64)
+        for k in range(m):
+            options = np.flatnonzero(mask[k, :-1] & needs[k])  # prefer actions that open a replica
+            trial = prefix.copy()
+            trial[k] = rng.choice(options) if options.size else inst.num_regions
+            full = np.concatenate([trial, np.full(inst.num_tasks - m, inst.num_regions)])
+            if not check_plan_feasible(inst, full):
+                prefix = trial
+        best = brute_force_after(inst, prefix)
+        for method in ("decompose", "direct"):
+            res = solve_hindsight(inst, fixed=prefix, method=method)
+            assert res.status == "optimal", (method, prefix)
+            np.testing.assert_array_equal(res.plan[:m], prefix)
+            assert close(res.objective_usd, best), (method, prefix, res.objective_usd, best)
+        # out of time before any block starts: the greedy plan keeps the prefix too
+        late = solve_hindsight(inst, fixed=prefix, method="direct", time_limit_s=1e-6)
+        np.testing.assert_array_equal(late.plan[:m], prefix)
+        assert late.dual_bound_usd <= best * (1 + 1e-12)
+
+
 def test_a_bad_prefix_is_refused() -> None:
     inst = tiny_instance(0, 5, 3)
     mask = static_mask(inst)

@@ -176,6 +176,7 @@ def _lp_relaxation(
     that every block has a bound even when stopped before its root node; and the MIP start, by LP rounding
     when ``lp_rounding`` and the LP is solved, else ``start``."""
     h.setOptionValue("solve_relaxation", True)
+    h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))  # the callbacks miss its presolve
     with stop_at(h, deadline):
         h.run()
     lp_bound = -math.inf
@@ -311,7 +312,7 @@ def _block_solution(
         note = (f"{note}; " if note else "") + (
             "HiGHS's dual bound lies above its incumbent beyond its own tolerances: the LP relaxation's bound is kept"
         )
-    _check_one_action_per_task(model, chosen)
+    check_one_action_per_task(model, chosen)
     stats = BlockStats(
         **block_shape(inst, pairs, model),
         status=status,
@@ -340,7 +341,7 @@ def block_shape(inst: Instance, pairs: Pairs, model: BlockModel) -> dict[str, An
     }
 
 
-def _check_one_action_per_task(model: BlockModel, chosen: NDArray[np.bool_]) -> None:
+def check_one_action_per_task(model: BlockModel, chosen: NDArray[np.bool_]) -> None:
     per_task = np.bincount(model.task_row[chosen], minlength=model.num_tasks)
     if not (per_task == 1).all():
         raise RuntimeError(
@@ -353,8 +354,8 @@ def block_bound(
     model: BlockModel, obj_usd: float, lp_bound_usd: float, mip_bound: float, dual_tol: float
 ) -> tuple[float, str, bool]:
     """``(bound, source, trusted)``: the block's dual bound, USD, never above its incumbent ``obj_usd``;
-    where it comes from (``"lp"``, ``"highs"`` or ``"tasks"``: each task's cheapest pair, when no LP was
-    solved in time); whether HiGHS's bound was consistent.
+    where it comes from (``"lp"``, ``"highs"`` or ``"tasks"``: each task's cheapest pair, where that is
+    higher than the LP's, e.g. when no LP was solved in time); whether HiGHS's bound was consistent.
 
     The LP relaxation's weak-duality bound (``lp_bound_usd``) is valid whatever HiGHS's tolerances, up to
     float rounding: above the incumbent by more than that, the model or the incumbent is wrong, and this

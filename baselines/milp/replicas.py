@@ -19,7 +19,8 @@ The search, per block (:class:`ReplicaSearch`):
 
 The block's bound is the smallest of the closed nodes' bounds, the leaves' bounds (their slots' bounds plus
 the open replicas' charges) and the parents' bounds of nodes left open when time ran out: each covers a
-part of the tree, and together they cover all of it.
+part of the tree, and together they cover all of it. It is raised to the root LP's bound and to each
+task's cheapest pair where those are higher (both bound the whole block), and never exceeds the incumbent.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
-from baselines.milp.block import BlockSolution, SolveOptions, block_shape, stop_at
+from baselines.milp.block import BlockSolution, SolveOptions, block_shape, check_one_action_per_task, stop_at
 from baselines.milp.model import BlockModel, build_model
 from baselines.milp.pairs import Pairs
 from baselines.milp.results import BlockStats
@@ -100,6 +101,7 @@ class ReplicaSearch:
         self.root_bound = root_bound
         if np.isfinite(y_val).all() and self._lp_x is not None:
             start = min(start, greedy_start(inst, pairs, self._lp_x), key=pairs.assignment_cost)
+        check_one_action_per_task(self.model, start)
         self.best = start
         self.best_usd = pairs.assignment_cost(start)
         self.start_usd = self.best_usd
@@ -117,13 +119,18 @@ class ReplicaSearch:
         t0 = time.perf_counter()
         m = self.model
         self._h.changeColsBounds(self.num_y, self.y_cols, y_lo, y_hi)
+        # HiGHS's own limit too: the callbacks do not reach its LP presolve
+        self._h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
         with stop_at(self._h, deadline):
             self._h.run()
         self.tally.lp_nodes += 1
         self._lp_x = None
-        if self._h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        status = self._h.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
             self.tally.lp_s += time.perf_counter() - t0
-            self.tally.notes.append("a node LP was not solved in time: its parent's bound kept")
+            if status == highspy.HighsModelStatus.kInfeasible:  # no plan here (a fixed prefix needs a closed replica)
+                return math.inf, np.zeros(self.num_y), np.full(self.num_y, np.nan)
+            self.tally.notes.append(f"a node LP ended {self._h.modelStatusToString(status)!r}: its parent's bound kept")
             return -math.inf, np.zeros(self.num_y), np.full(self.num_y, np.nan)
         sol = self._h.getSolution()
         duals = m.valid_duals(np.asarray(sol.row_dual))
@@ -142,11 +149,12 @@ class ReplicaSearch:
 
     # ------------------------------------------------------------------------------------------ search
     def next_leaf(self, deadline: float) -> Leaf | None:
-        """The next leaf to solve; None when the tree is exhausted or ``deadline`` (perf_counter) has passed."""
+        """The next leaf to solve; None when the tree is exhausted or ``deadline`` (perf_counter) has passed.
+        The dive comes first even past the deadline (its slots are then not started: their greedy plans)."""
         if self._dive is not None:
             dive, self._dive = self._dive, None
-            if self.root_bound < self._cutoff():  # else the start is already proven (an integral root LP)
-                return self._leaf(dive)
+            if self.root_bound < self._cutoff() and (leaf := self._leaf(dive)) is not None:
+                return leaf  # else the start is already proven (an integral root LP), or the dive has no plan
         # Past the deadline, a node whose LP is known (the root) is still expanded: no LP to solve, and
         # its reduced-cost fixing usually closes the tree around the dive's leaf.
         while self._stack and (time.perf_counter() < deadline or self._stack[-1].lp is not None):
@@ -156,10 +164,11 @@ class ReplicaSearch:
                 continue
             y = self._expand(node, deadline)
             if y is not None and y.tobytes() not in self._solved:
-                if time.perf_counter() < deadline:
-                    return self._leaf(y)
-                self._stack.append(_Node(y.astype(np.float64), y.astype(np.float64), node.bound_usd))
-                break
+                if time.perf_counter() >= deadline:
+                    self._stack.append(_Node(y.astype(np.float64), y.astype(np.float64), node.bound_usd))
+                    break
+                if (leaf := self._leaf(y)) is not None:
+                    return leaf
         return None
 
     def _expand(self, node: _Node, deadline: float) -> NDArray[np.int8] | None:
@@ -192,13 +201,16 @@ class ReplicaSearch:
         self._stack.extend([zero, one] if y_val[j] < 0.5 else [one, zero])
         return None
 
-    def _leaf(self, y: NDArray[np.int8]) -> Leaf:
-        """The slot blocks of the replica decision ``y``."""
+    def _leaf(self, y: NDArray[np.int8]) -> Leaf | None:
+        """The slot blocks of the replica decision ``y``; None when it leaves a task no pair (a task of a fixed
+        prefix whose one pair needs a replica ``y`` closes): no plan has these replicas."""
         t0 = time.perf_counter()
         self._solved.add(y.tobytes())
         p = self.pairs
         local = self.model.replica_of  # [P_b] local replica of each pair, -1 if none
         keep = np.flatnonzero((local < 0) | (y[np.maximum(local, 0)] == 1))
+        if np.unique(self.model.task_row[keep]).size < self.model.num_tasks:
+            return None
         kept = replace(p.take(keep), replica=np.full(keep.size, -1, dtype=np.int64))
         slot = self.inst.slot_idx[kept.task]
         order = np.argsort(slot, kind="stable")
@@ -221,6 +233,7 @@ class ReplicaSearch:
             self.tally.limited |= s.limited
         self.tally.leaves += 1
         self.tally.slot_blocks += len(sols)
+        check_one_action_per_task(self.model, chosen)
         usd = self.pairs.assignment_cost(chosen)  # only the replicas the plan uses are charged
         if usd < self.best_usd:
             self.best, self.best_usd = chosen, usd

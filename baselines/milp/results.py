@@ -26,7 +26,7 @@ class BlockStats:
     solve_s: float  # the MILP solve, s
     nodes: int
     # "lp": the LP relaxation's weak-duality bound; "highs": HiGHS's B&B bound; "tasks": each task's cheapest
-    # pair (no LP in time); "replicas": the replica search's tree (baselines.milp.replicas)
+    # pair (higher than the LP's, e.g. no LP in time); "replicas": the replica search's tree (milp.replicas)
     bound_source: str = ""
     note: str = ""  # anything unusual about this solve
 

@@ -67,7 +67,8 @@ def solve_hindsight(
             (sum x <= n y per replica).
         workers: blocks solved side by side (default: min(2, CPUs)).
         mip_start: give HiGHS the greedy / LP-rounding plan as a start.
-        highs_options: HiGHS options set on every block after ours (e.g. ``{"presolve": "on"}``).
+        highs_options: HiGHS options set on every block's MILP after ours (e.g. ``{"presolve": "on"}``;
+            not on the replica search's LPs).
         verbose: HiGHS log on stdout.
         fixed: the actions of the first ``len(fixed)`` tasks, kept as given: the result is the optimum of
             the rest of the episode after those placements (DAgger's expert: the best continuation from a
@@ -116,6 +117,7 @@ def _solve_decomposed(
 ) -> list[BlockSolution]:
     """Every block, those joined by replica variables through a :class:`ReplicaSearch`: in rounds, the
     direct blocks and each search's next leaf (its slots) solved side by side, until the searches end."""
+    ensure_single_thread_scheduler()  # the searches' LPs run one HiGHS thread each, before any block
     searches = {b: ReplicaSearch(inst, p, opt, deadline) for b, p in enumerate(parts) if decomposable(inst, p)}
     out: dict[int, BlockSolution] = {}
     direct = [b for b in range(len(parts)) if b not in searches]

@@ -57,13 +57,19 @@ def greedy(
     """
     over = pairs.action == inst.num_regions
     saving = savings(inst, pairs)
-    queues = _Queues.of(pairs, allowed & ~over, pref)
+    # Tasks without an overflow pair (a fixed prefix: their one pair is kept whatever it costs) are placed
+    # first and never closed again; the prefix fits the capacity (checked), so they always fit.
+    can_overflow = np.zeros(inst.num_tasks, dtype=bool)
+    can_overflow[pairs.task[over]] = True
+    must = ~can_overflow[pairs.task]
+    priority = [must.astype(np.float64), *priority]
+    queues = _Queues.of(pairs, (allowed | must) & ~over, pref)
     resid = inst.capacity_gpu_s.ravel().astype(np.float64).copy()
     chosen = _accept_in_rounds(pairs, queues, priority, resid)
     done = np.zeros(inst.num_tasks, dtype=bool)
     done[pairs.task[chosen]] = True
     _fill_leftover(pairs, queues.pair, priority, resid, chosen, done)
-    _close_unpaid_replicas(pairs, saving, chosen, done)
+    _close_unpaid_replicas(pairs, saving, chosen, done, must)
     chosen[over & ~done[pairs.task]] = True
     return chosen
 
@@ -131,14 +137,20 @@ def _fill_leftover(
 
 
 def _close_unpaid_replicas(
-    pairs: Pairs, saving: NDArray[np.float64], chosen: NDArray[np.bool_], done: NDArray[np.bool_]
+    pairs: Pairs,
+    saving: NDArray[np.float64],
+    chosen: NDArray[np.bool_],
+    done: NDArray[np.bool_],
+    must: NDArray[np.bool_],
 ) -> None:
-    """Unchoose the pairs of replicas whose tasks save less than the replica's charge; updates in place."""
+    """Unchoose the pairs of replicas whose tasks save less than the replica's charge, except replicas a
+    ``must`` pair (a task with no overflow pair) uses; updates in place."""
     used = chosen & (pairs.replica >= 0)
     if not used.any():
         return
     gain = np.bincount(pairs.replica[used], weights=saving[used], minlength=pairs.replica_key.size)
     unpaid = gain < pairs.replica_cost_usd
+    unpaid[pairs.replica[used & must]] = False
     drop = used & unpaid[np.maximum(pairs.replica, 0)]
     chosen[drop] = False
     done[pairs.task[drop]] = False
