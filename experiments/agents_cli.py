@@ -117,6 +117,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    import time
+
+    from agents.datasets import oracle_dataset
+
+    t = time.perf_counter()
+    ds = oracle_dataset(
+        args.task, args.out, split=args.split, episodes=args.episodes, seed=args.seed, time_limit_s=args.time_limit
+    )
+    print(
+        f"{ds.spec.dataset_id}: {ds.total_episodes} episodes, {ds.total_steps} steps -> {args.out} "
+        f"({time.perf_counter() - t:.1f} s); read it with MINARI_DATASETS_PATH={args.out} and "
+        f"minari.load_dataset({ds.spec.dataset_id!r})"
+    )
+    print(ds.storage.metadata.get("description", ""))
+    return 0
+
+
 def add_subcommands(sub: Any) -> None:
     """Register ``geoinfer train`` and ``geoinfer evaluate`` on an argparse subparsers object."""
     tr = sub.add_parser(
@@ -172,6 +190,18 @@ def add_subcommands(sub: Any) -> None:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--verbose", type=int, default=0)
     tr.set_defaults(func=cmd_train)
+
+    ds = sub.add_parser(
+        "dataset",
+        help="the oracle's trajectories on a task's days as a Minari dataset (offline RL, imitation)",
+    )
+    ds.add_argument("--task", required=True, help="a benchmark task (geoinfer tasks)")
+    ds.add_argument("--split", default="train", choices=("train", "validation", "test"))
+    ds.add_argument("--episodes", type=int, default=10, metavar="N")
+    ds.add_argument("--seed", type=int, default=0, help="reset seed of the first day (then +1 per day)")
+    ds.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="oracle time per day")
+    ds.add_argument("--out", required=True, metavar="DIR", help="Minari's datasets folder (MINARI_DATASETS_PATH)")
+    ds.set_defaults(func=cmd_dataset)
 
     ev = sub.add_parser(
         "evaluate",
