@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from envs.costs import cost_matrix, evaluate_plan
 from envs.instance import Instance
 from envs.metrics import LAYERS, execution_layers
+from envs.render import ColorBy
 from envs.tasks import Task, get_task
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -72,7 +73,7 @@ def replay(
     episode: int = 0,
     seed: int | None = None,
     frames: int = 120,
-    color_by: str = "price",
+    color_by: ColorBy = "price",
 ) -> Replay:
     """Play one episode of ``task`` with ``policy`` and keep about ``frames`` map frames (the last at its end)."""
     from benchmark.run import resolve_policy

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from envs.core import DEFAULT_REWARD_SCALE, INVALID_ACTION_MODES, CoreAttributes, EnvCore
 from envs.dynamics import COMPONENTS, REGION_FEATURES
 from envs.instance import Instance
-from envs.render import MapRenderer, close_window, has_display, show
+from envs.render import COLOR_BY, ColorBy, MapRenderer, close_window, has_display, show
 from envs.scenario import Scenario
 
 __all__ = ["DEFAULT_REWARD_SCALE", "INVALID_ACTION_MODES", "PlacementEnv"]
@@ -121,10 +121,12 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
         reward_scale: float = DEFAULT_REWARD_SCALE,
         render_mode: str | None = None,
         split: str | None = None,
-        color_by: str = "price",
+        color_by: ColorBy = "price",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode = {render_mode!r}: expected None or one of {self.metadata['render_modes']}")
+        if color_by not in COLOR_BY:
+            raise ValueError(f"color_by = {color_by!r}: expected one of {COLOR_BY}")
         self.core = EnvCore.make(scenario, num_tasks, horizon_h, arrival, invalid_action, reward_scale, split=split)
         self.render_mode = render_mode
         self._renderer: Any = None
@@ -137,7 +139,7 @@ class PlacementEnv(CoreAttributes, gym.Env[NDArray[np.float32], np.int64]):
                     "be shown; use render_mode='rgb_array' (frames as arrays) or geoinfer replay (a video file)"
                 )
             else:
-                self._renderer = MapRenderer(self.core.scenario, color_by)  # type: ignore[arg-type]
+                self._renderer = MapRenderer(self.core.scenario, color_by)
         self.action_space = self.core.action_space()
         self.observation_space = self.core.observation_space()
         self._batch = self.core.batch(1, precompute_obs=True)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from envs.scenario import Scenario
 
 ColorBy = Literal["price", "carbon"]
+COLOR_BY: tuple[ColorBy, ...] = ("price", "carbon")
 FRAME_SIZE = (960, 540)  # pixels, width x height
 _DPI = 100
 _GAUGE_DEG = (3.0, 12.0)  # gauge width and full height, degrees
@@ -35,8 +36,8 @@ class MapRenderer:
     """Draws frames of one env's episodes; :meth:`start` at reset, :meth:`record` at every step, :meth:`frame`."""
 
     def __init__(self, scenario: Scenario, color_by: ColorBy = "price") -> None:
-        if color_by not in ("price", "carbon"):
-            raise ValueError(f"color_by = {color_by!r}: expected 'price' or 'carbon'")
+        if color_by not in COLOR_BY:
+            raise ValueError(f"color_by = {color_by!r}: expected one of {COLOR_BY}")
         self.color_by: ColorBy = color_by
         coords = region_coordinates()
         self._region_xy = np.array([coords[n][::-1] for n in scenario.region_names])  # [R] (lon, lat)

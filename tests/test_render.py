@@ -52,8 +52,9 @@ def test_nothing_is_drawn_unless_asked() -> None:
 def test_render_arguments_are_checked(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ValueError, match="render_mode = 'video'"):
         PlacementEnv(render_mode="video")
-    with pytest.raises(ValueError, match="color_by = 'wind'"):
-        PlacementEnv(render_mode="rgb_array", color_by="wind")
+    for mode in ("rgb_array", None):  # checked whether or not anything is drawn
+        with pytest.raises(ValueError, match="color_by = 'wind'"):
+            PlacementEnv(render_mode=mode, color_by="wind")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="before reset"):
         PlacementEnv(render_mode="rgb_array").render()
     with caplog.at_level(logging.INFO, logger="envs.render"):  # the test machine has no display
