@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def dataset_id(task: Task, split: str) -> str:
 
 
 @contextmanager
-def datasets_root(out: str | Path) -> Any:
+def datasets_root(out: str | Path) -> Iterator[None]:
     """Point Minari at ``out`` (its ``MINARI_DATASETS_PATH``) for the duration, then restore the old value."""
     old = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(Path(out).resolve())

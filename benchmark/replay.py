@@ -128,10 +128,11 @@ def write_video(frames: list[NDArray[np.uint8]], path: str | Path, fps: float = 
     return out
 
 
-def _energy_by(inst: Instance, plan: NDArray[np.int64], groups: NDArray[np.int64], num: int) -> NDArray[np.float64]:
-    """``[num, S]`` facility energy (kWh) of the served tasks per group and slot."""
-    pc = cost_matrix(inst)
-    kwh = pc.facility_kwh[np.arange(inst.num_tasks), plan]
+def _energy_by(
+    inst: Instance, kwh_pairs: NDArray[np.float64], plan: NDArray[np.int64], groups: NDArray[np.int64], num: int
+) -> NDArray[np.float64]:
+    """``[num, S]`` facility energy (kWh) of the served tasks per group and slot (``kwh_pairs [K, R+1]``)."""
+    kwh = kwh_pairs[np.arange(inst.num_tasks), plan]
     out = np.zeros((num, inst.num_slots))
     np.add.at(out, (groups, inst.slot_idx), kwh)
     return out
@@ -146,8 +147,9 @@ def placement_report(rep: Replay, path: str | Path) -> Path:
 
     inst, R = rep.instance, rep.instance.num_regions
     plans = {rep.policy: rep.plan, "oracle (hindsight optimum)": rep.oracle_plan}
-    layer_e = {n: _energy_by(inst, p, execution_layers(inst, p), len(LAYERS)) for n, p in plans.items()}
-    region_e = {n: _energy_by(inst, p, np.minimum(p, R), R + 1)[:R] for n, p in plans.items()}
+    kwh = cost_matrix(inst).facility_kwh
+    layer_e = {n: _energy_by(inst, kwh, p, execution_layers(inst, p), len(LAYERS)) for n, p in plans.items()}
+    region_e = {n: _energy_by(inst, kwh, p, np.minimum(p, R), R + 1)[:R] for n, p in plans.items()}
     costs = {n: evaluate_plan(inst, p) for n, p in plans.items()}
     hours = (inst.start_hour + np.arange(inst.num_slots)) % 24
     fig = Figure(figsize=(13, 9), dpi=100, layout="constrained")

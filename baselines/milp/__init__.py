@@ -33,15 +33,15 @@ is returned with its true gap and :func:`regret` refuses it (:func:`regret_inter
 When capacity binds at every (slot, region) pair of a heavily overloaded day (many times the tasks the
 capacity was sized for), each slot is a multiple-knapsack problem whose near-ties (tasks of almost equal
 value) HiGHS does not close: expect ``'time_limit'`` and gaps of about 1e-2 there (measured in
-``experiments/bench/milp.py``). Levers measured on one such slot (811 tasks, 13 regions, LP bound 68.64
-USD, best plan found 69.22) and dropped: HiGHS alone for 900 s (gap 6.5e-3), with more heuristic effort
-or presolve (the same plan and bound after 60 s); a Dantzig-Wolfe bound per (slot, region) with knapsack
-pricing in HiGHS (the degenerate master did not move in 200 iterations of 2.7 s); per-region
-weighted-count knapsack cuts (the LP bound did not move: the admissible pools are too large); restricting
-the MILP to the LP's reduced-cost core (its own bound rose above the LP's: the optimum needs columns the
-LP prices out). The one that pays on paper: overflow penalties lie on a 0.5 USD lattice, and HiGHS proves
-the slot's least total penalty (66.5 USD, above the LP's 65.86) in 43 s, which lifts the LP bound to
-69.18 (6e-4 below the plan); at 43 s a slot it does not fit a 120 s day, and deserves its own work.
+``experiments/bench/milp.py``). On one such slot (``python -m experiments.bench.milp_slot``: 811 tasks,
+13 regions, LP bound 68.64 USD) HiGHS stops at a gap of 7.3e-3 after 60 s (an exploratory 900-s run:
+6.5e-3); a weighted-count knapsack cut per region leaves the LP bound where it was (the admissible pools
+are too large). Overflow penalties lie on a 0.5 USD lattice, and HiGHS proves the slot's least total
+penalty (66.5 USD) in about 48 s, which lifts the LP bound to 69.18 (8e-4 below the
+60-s plan); at that cost per slot it does not fit a 120-s, 24-slot day, and deserves its own work. Two
+levers were tried in throwaway scripts, not kept: a Dantzig-Wolfe bound per (slot, region) with knapsack
+pricing in HiGHS (its degenerate master did not move in 200 iterations) and a MILP restricted to the
+LP's reduced-cost core (its own bound rose above the LP's: the optimum needs columns the LP prices out).
 ``time_limit_s`` is a hard limit on
 the whole call: HiGHS is interrupted in its MIP and simplex callbacks, and a block not started in time
 keeps its greedy plan with the bound every task's cheapest pair gives.

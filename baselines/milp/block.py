@@ -372,11 +372,9 @@ def block_bound(
         )
     bound, source = lp_bound_usd, "lp"
     if model.col_cost.min(initial=0.0) >= 0.0:
-        # costs are never negative (envs.costs): each task pays at least its cheapest pair, replicas aside
-        cheapest = np.full(model.num_tasks, np.inf)
-        np.minimum.at(cheapest, model.task_row, model.col_cost[: model.num_x])
-        if float(cheapest.sum()) > bound:
-            bound, source = float(cheapest.sum()), "tasks"
+        cheapest = model.cheapest_usd()  # costs are never negative: each task pays at least its cheapest pair
+        if cheapest > bound:
+            bound, source = cheapest, "tasks"
     trusted = True
     if math.isfinite(mip_bound):
         mip_usd = mip_bound * model.cost_scale

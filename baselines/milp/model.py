@@ -108,6 +108,11 @@ class BlockModel:
         aty = np.bincount(col_of, weights=self.a_value * y[self.a_index], minlength=self.num_col)
         return self.col_cost / self.cost_scale - aty
 
+    def cheapest_usd(self) -> float:
+        """A bound needing no LP when costs and charges are never negative (envs.costs): every task pays at
+        least its cheapest pair, USD."""
+        return float(cheapest_per_task(self.col_cost[: self.num_x], self.task_row, self.num_tasks).sum())
+
     def columns(self, chosen: NDArray[np.bool_]) -> NDArray[np.float64]:
         """Column values of an assignment of the block's pairs (y = 1 where a chosen pair needs it)."""
         y = np.zeros(self.num_col - self.num_x)
@@ -275,12 +280,18 @@ def build_model(inst: Instance, pairs: Pairs, linking: Linking) -> BlockModel:
     )
 
 
+def cheapest_per_task(cost: NDArray[np.float64], task_row: NDArray[np.int64], num_tasks: int) -> NDArray[np.float64]:
+    """``[num_tasks]`` each task's cheapest pair, USD (``cost`` and ``task_row`` per x column)."""
+    cheapest = np.full(num_tasks, np.inf)
+    np.minimum.at(cheapest, task_row, cost)
+    return cheapest
+
+
 def _cost_scale(
     cost: NDArray[np.float64], task_row: NDArray[np.int64], num_tasks: int, col_cost: NDArray[np.float64]
 ) -> float:
     """USD per objective unit for HiGHS: the mean of each task's cheapest pair, else the largest cost, else 1."""
-    cheapest = np.full(num_tasks, np.inf)
-    np.minimum.at(cheapest, task_row, cost)
+    cheapest = cheapest_per_task(cost, task_row, num_tasks)
     for scale in (float(cheapest.mean()) if num_tasks else 0.0, float(np.abs(col_cost).max(initial=0.0))):
         if math.isfinite(scale) and scale > 0.0:
             return scale

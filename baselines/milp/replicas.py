@@ -240,16 +240,10 @@ class ReplicaSearch:
         self._closed = min(self._closed, bound)
 
     # ------------------------------------------------------------------------------------------ result
-    def _cheapest_usd(self) -> float:
-        """A bound needing no LP: every task pays at least its cheapest pair (costs and charges are >= 0)."""
-        cheapest = np.full(self.model.num_tasks, np.inf)
-        np.minimum.at(cheapest, self.model.task_row, self.pairs.cost_usd)
-        return float(cheapest.sum())
-
     def solution(self) -> BlockSolution:
         """The incumbent with the bound of the whole tree (open nodes included) and the search's statistics."""
         open_bound = min((n.bound_usd for n in self._stack), default=math.inf)
-        bound = max(min(self._closed, open_bound), self.root_bound, self._cheapest_usd())
+        bound = max(min(self._closed, open_bound), self.root_bound, self.model.cheapest_usd())
         bound = min(bound, self.best_usd)
         gap = (self.best_usd - bound) / abs(self.best_usd) if self.best_usd else 0.0
         proven = gap <= self.opt.mip_rel_gap
