@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -77,6 +77,16 @@ class WallClockLimit(BaseCallback):
         return True
 
 
+class RunTimes(Protocol):
+    """A run's cumulated wall time and time inside the env, s (:class:`RunClock`, or imitation's clock)."""
+
+    @property
+    def wall_s(self) -> float: ...
+
+    @property
+    def env_s(self) -> float: ...
+
+
 class RunClock(BaseCallback):
     """Wall time and time inside the env, cumulated over the sessions of a run (``state.json`` carries them
     across a resume); logs ``time/env_share`` and ``time/steps_per_s`` at each rollout end."""
@@ -116,7 +126,7 @@ class RunClock(BaseCallback):
             self.logger.record("time/steps_per_s", (self.model.num_timesteps - self.steps0) / s)
 
 
-def save_run_state(model: Any, path_zip: Path, clock: RunClock | None) -> None:
+def save_run_state(model: Any, path_zip: Path, clock: RunTimes | None) -> None:
     """Save ``model`` to ``path_zip`` with its sidecars: VecNormalize statistics, the replay buffer of an
     off-policy algorithm, and ``.json`` with the step count and the run's cumulated wall / env time."""
     path_zip.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +197,7 @@ class RegretEval(BaseCallback):
         log_csv: Path,
         best_zip: Path | None,
         algo: str,
-        clock: RunClock | None = None,
+        clock: RunTimes | None = None,
     ) -> None:
         super().__init__()
         self.instances = list(instances)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from agents.imitation import IMITATION_ALGOS
 from baselines.milp import cached_oracle, solve_oracle, solve_rolling
 from envs.dynamics import PolicyFn
 from envs.dynamics import play as rollout
@@ -39,6 +40,8 @@ from envs.metrics import summary
 from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
 from envs.workload import sample_instance
+
+MASKED_ALGOS = ("maskable_ppo", *IMITATION_ALGOS)  # choose among admissible actions (MaskablePPO models)
 
 # The columns of the evaluation table, each reported as mean and standard error over episodes.
 METRICS = ("total_usd", "carbon_g", "penalty_usd", "rid", "relative_regret")
@@ -63,11 +66,13 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------ the agent
 def algo_class(algo: str) -> Any:
-    """The SB3 algorithm class of ``algo`` (``maskable_ppo``, ``ppo``, ``a2c``, ``dqn``)."""
+    """The SB3 algorithm class of ``algo`` (``maskable_ppo``, ``ppo``, ``a2c``, ``dqn``; the imitation runs
+    ``bc`` and ``dagger`` save MaskablePPO models)."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, DQN, PPO
 
     classes = {"maskable_ppo": MaskablePPO, "ppo": PPO, "a2c": A2C, "dqn": DQN}
+    classes.update(dict.fromkeys(IMITATION_ALGOS, MaskablePPO))
     if algo not in classes:
         raise ValueError(f"algo = {algo!r}: expected one of {sorted(classes)}")
     return classes[algo]
@@ -124,7 +129,7 @@ class Agent:
         if vec_normalize is not None and vec_normalize.norm_obs:
             mean, var = vec_normalize.obs_rms.mean.copy(), vec_normalize.obs_rms.var.copy()
             clip, eps = float(vec_normalize.clip_obs), float(vec_normalize.epsilon)
-        return cls(model, algo, algo == "maskable_ppo", mean, var, clip, eps, name=name or algo)
+        return cls(model, algo, algo in MASKED_ALGOS, mean, var, clip, eps, name=name or algo)
 
     @classmethod
     def load(cls, path: str | Path, algo: str | None = None, name: str = "") -> Agent:
@@ -148,13 +153,38 @@ class Agent:
         return np.clip(z, -self.clip_obs, self.clip_obs).astype(np.float32)
 
     def act_batch(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """``[B]`` actions for observations ``[B, D]`` and masks ``[B, R + 1]``."""
+        """``[B]`` actions for observations ``[B, D]`` and masks ``[B, R + 1]``. A region-policy model also
+        acts on another region set than it trained on (zero-shot: its weights do not depend on R)."""
         x = self.normalise(obs)
+        if x.shape[1] != self.model.observation_space.shape[0]:
+            return self._act_on_other_regions(x, mask)
         if self.masked:
             a, _ = self.model.predict(x, deterministic=self.deterministic, action_masks=mask)
         else:
             a, _ = self.model.predict(x, deterministic=self.deterministic)
         return np.asarray(a, dtype=np.int64).reshape(-1)
+
+    def _act_on_other_regions(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """The region net's best-scored action (masked when the model is), as ``predict`` deterministic."""
+        import torch as th
+
+        from agents.policies import region_net
+
+        size = self.model.observation_space.shape[0]
+        if self.obs_mean is not None or not self.deterministic:
+            raise ValueError(
+                f"observations of size {obs.shape[1]}, the model's are {size}: only a deterministic region "
+                "policy without observation normalisation acts on another region set"
+            )
+        try:
+            net = region_net(self.model.policy)
+        except ValueError as exc:
+            raise ValueError(f"observations of size {obs.shape[1]}, the model's are {size}: {exc}") from None
+        with th.no_grad():
+            logits = net.forward_actor(th.as_tensor(obs, dtype=th.float32))
+            if self.masked:
+                logits = logits.masked_fill(~th.as_tensor(mask), -th.inf)
+        return logits.argmax(dim=1).numpy().astype(np.int64)
 
     def act(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> int:
         """One action for one observation (the heuristics' ``act``); inadmissible choices become overflow."""

@@ -45,12 +45,14 @@ from agents.callbacks import (
     save_run_state,
 )
 from agents.evaluate import (
+    MASKED_ALGOS,
     algo_class,
     evaluation_instances,
     evaluation_seeds,
     play,
     torch_threads,
 )
+from agents.imitation import IMITATION_ALGOS, IMITATION_DEFAULTS, run_imitation
 from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
 from baselines.milp import cached_oracle
@@ -61,14 +63,15 @@ from envs.scenario import Scenario
 from envs.spec import NAMED_SCENARIOS as NAMED_SCENARIOS  # the registry of scenario names, re-exported
 from envs.tasks import TASKS
 
-ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")
+SB3_ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")  # reinforcement learning with stable-baselines3 / sb3-contrib
+ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS)
 POLICIES = ("region", "mlp")
 
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
 # learning_rate and clip_range also take "lin_<start>" (RL Zoo's spelling): linear decay from <start> at
 # the first step to 0 at ``timesteps`` (a run stopped by ``max_minutes`` stops earlier on the way down).
 _PPO_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 3e-4,
+    "learning_rate": "lin_3e-4",  # decaying to 0 at the run's end: at a constant rate the evaluation curve swings
     "n_steps": 256,
     "batch_size": 512,
     "n_epochs": 4,
@@ -92,6 +95,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "exploration_final_eps": 0.02,
         "gamma": 0.99,
     },
+    **IMITATION_DEFAULTS,  # bc, dagger: see agents.imitation
 }
 
 
@@ -129,10 +133,14 @@ class TrainConfig:
     ``timesteps`` is the run's total of env steps (a resume trains up to it). ``num_tasks``: tasks per
     training episode (``None``: the scenario's own Poisson count). ``norm_obs``: ``VecNormalize`` on the
     observations (``None``: on for the ``mlp`` policy, off for ``region``, which scales its inputs itself).
-    ``eval_every`` / ``checkpoint_every``: in env steps (0 turns them off). ``max_minutes``: stop the session
-    after this wall time (a checkpoint is written and ``--resume`` goes on). ``oracle_cache``: a folder, shared
-    between runs, where the evaluation episodes' oracle solutions are kept by episode content (``None``: the
-    run's ``eval`` folder).
+    ``eval_every`` / ``checkpoint_every``: in env steps (0 turns them off; ``bc`` evaluates and checkpoints
+    after every epoch, ``dagger`` evaluates after every round and checkpoints after every epoch).
+    ``max_minutes``: stop the session after this wall time (a checkpoint is written and ``--resume`` goes on).
+    ``oracle_cache``: a folder, shared between runs, where the evaluation episodes' oracle solutions are kept
+    by episode content (``None``: the run's ``eval`` folder); ``bc`` and ``dagger`` keep their training days'
+    solutions there too (``None``: ``OUT/oracle``). ``init_from``: a model ``.zip`` of the region policy (a
+    ``bc`` or ``dagger`` run's, say) whose weights start a ``maskable_ppo`` run: reinforcement fine-tuning of
+    a cloned policy.
     """
 
     algo: str = "maskable_ppo"
@@ -154,6 +162,7 @@ class TrainConfig:
     eval_tasks: int | None = None
     oracle_time_limit_s: float = 120.0
     oracle_cache: str | None = None
+    init_from: str | None = None
     checkpoint_every: int = 100_000
     max_minutes: float | None = None
     progress_bar: bool = True
@@ -177,6 +186,14 @@ class TrainConfig:
             need(v is None or (isinstance(v, int) and v >= 1), name, "an integer >= 1 or None")
         need(self.reward_scale > 0, "reward_scale", "a number > 0")
         need(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "a number > 0 or None")
+        if self.algo in IMITATION_ALGOS:
+            need(self.policy == "region", "policy", f"'region' for {self.algo} (it imitates with the region net)")
+            need(not self.norm_obs, "norm_obs", f"None or False for {self.algo} (the region net scales its inputs)")
+        need(
+            self.init_from is None or (self.algo == "maskable_ppo" and self.policy == "region"),
+            "init_from",
+            "None, or a model path with algo 'maskable_ppo' and policy 'region'",
+        )
         unknown = set(self.hyperparams) - set(ALGO_DEFAULTS[self.algo]) - {"policy_kwargs"}
         need(not unknown, "hyperparams", f"keys among {sorted(ALGO_DEFAULTS[self.algo])}")
         for name in SCHEDULED:
@@ -188,7 +205,7 @@ class TrainConfig:
 
     @property
     def masked(self) -> bool:
-        return self.algo == "maskable_ppo"
+        return self.algo in MASKED_ALGOS
 
     @property
     def obs_normalised(self) -> bool:
@@ -217,6 +234,9 @@ class TrainResult:
     session_s: float
     stopped_by_clock: bool
     eval_history: list[dict[str, float]]
+    oracle_s: float = 0.0  # imitation: time in the oracle's solves
+    oracle_solves: int = 0
+    net_s: float = 0.0  # imitation: time in the network's updates
 
     @property
     def steps_per_s(self) -> float:
@@ -253,19 +273,24 @@ def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, An
     if cfg.policy == "mlp":
         return ("MlpPolicy", extra)
     layout = ObsLayout.of(scenario)
-    cls = {"maskable_ppo": MaskableRegionPolicy, "dqn": RegionDQNPolicy}.get(cfg.algo, RegionActorCriticPolicy)
+    cls = MaskableRegionPolicy if cfg.masked else RegionDQNPolicy if cfg.algo == "dqn" else RegionActorCriticPolicy
     return cls, {"task_features": layout.task_features, "hidden": cfg.hidden, **extra}
+
+
+def hyperparams_of(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's hyperparameters: the algorithm's defaults, overridden by ``cfg.hyperparams``."""
+    return {**ALGO_DEFAULTS[cfg.algo], **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
 
 
 def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> Any:
     policy, policy_kwargs = policy_spec(cfg, scenario)
-    hp = {**ALGO_DEFAULTS[cfg.algo], **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
+    hp = hyperparams_of(cfg)
     for name in SCHEDULED:
         if name in hp:
             hp[name] = schedule(hp[name])
     if "batch_size" in hp and cfg.algo in ("maskable_ppo", "ppo"):  # a minibatch no larger than a rollout
         hp["batch_size"] = min(int(hp["batch_size"]), int(hp["n_steps"]) * cfg.num_envs)
-    return algo_class(cfg.algo)(
+    model = algo_class(cfg.algo)(
         policy,
         venv,
         policy_kwargs=policy_kwargs,
@@ -275,6 +300,22 @@ def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> 
         device="cpu",
         **hp,
     )
+    if cfg.init_from is not None:
+        _init_weights(model, Path(cfg.init_from))
+    return model
+
+
+def _init_weights(model: Any, path: Path) -> None:
+    """Start ``model``'s policy from the weights of the saved model ``path`` (the same region net)."""
+    from sb3_contrib import MaskablePPO
+
+    if not path.is_file():
+        raise ValueError(f"init_from = {str(path)!r}: no such file (expected a model .zip of the region policy)")
+    source = MaskablePPO.load(path, device="cpu")
+    try:
+        model.policy.load_state_dict(source.policy.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"init_from = {str(path)!r}: its network does not match this run's ({exc})") from None
 
 
 def _load_model(cfg: TrainConfig, ckpt: Path, venv: VecEnv, tb: Path) -> Any:
@@ -376,6 +417,8 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
     else:
         scen = eval_scen = Scenario.load(cfg.scenario)
     with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
+        if cfg.algo in IMITATION_ALGOS:
+            return run_imitation(cfg, scen, eval_scen, out, ckpt, log)
         return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
 
 

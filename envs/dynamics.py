@@ -532,6 +532,47 @@ def play(
     return plans
 
 
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What a policy saw and paid along one episode, one row per task (imitation learning's samples)."""
+
+    obs: NDArray[np.float32]  # [K, D] the observation before each task's action
+    mask: NDArray[np.bool_]  # [K, R + 1] its admissible actions
+    action: NDArray[np.int64]  # [K] the action taken
+    cost_usd: NDArray[np.float64]  # [K] the step's cost: the task's weighted cost plus a replica charge, USD
+
+
+def trace(inst: Instance, plan: ArrayLike, reward_scale: float) -> Trace:
+    """Replay ``plan`` (one action per task) with these dynamics and record every step.
+
+    ``reward_scale`` sets the observation's cost features, as in the env the policy trains in. Every action
+    must be admissible at its step (:class:`InadmissibleAction` otherwise): a plan the oracle or a masked
+    policy produced always is. ``sum(cost_usd)`` is the plan's ``evaluate_plan(...).total_usd``.
+    """
+    actions = np.asarray(plan, dtype=np.int64).reshape(-1)
+    K, R = inst.num_tasks, inst.num_regions
+    if actions.size != K:
+        raise ValueError(f"plan: expected {K} actions (one per task), got {actions.size}")
+    layout = ObsLayout.of(inst)
+    obs = np.empty((K, layout.size), dtype=np.float32)
+    masks = np.empty((K, R + 1), dtype=bool)
+    cost = np.empty(K)
+    if K:
+        batch = EpisodeBatch(1, layout, len(inst.model_names), reward_scale, False, True)
+        batch.load(0, inst)
+        for k in range(K):
+            masks[k] = batch.action_mask_one()
+            obs[k] = batch.observe_one(masks[k])
+            a = int(actions[k])
+            if not 0 <= a <= R:
+                _check_range(actions[k : k + 1], R, np.array([k]), [0])
+            if not masks[k, a]:
+                _refuse(a, k, 0)
+            task_cost, replica = batch.advance_one(a)
+            cost[k] = task_cost + replica
+    return Trace(obs, masks, actions.copy(), cost)
+
+
 def _one_at_a_time(policy: PolicyFn) -> ActFn:
     """A batched policy asked about one observation at a time."""
     return lambda obs, mask: int(np.asarray(policy(obs[None], mask[None])).reshape(-1)[0])

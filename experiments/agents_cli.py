@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ALGO_CHOICES = ["maskable_ppo", "ppo", "a2c", "dqn"]
+ALGO_CHOICES = ["maskable_ppo", "ppo", "a2c", "dqn", "bc", "dagger"]
 
 
 def hyperparam(text: str) -> tuple[str, object]:
@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_tasks=args.eval_tasks,
         oracle_time_limit_s=args.oracle_time_limit,
         oracle_cache=args.oracle_cache,
+        init_from=args.init_from,
         checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes,
         progress_bar=not args.no_progress,
@@ -50,10 +51,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     res = train(cfg, resume=args.resume)
+    where = f"{res.env_share:.0%} of the run's {res.wall_s:.0f} s inside the env"
+    if res.oracle_solves:
+        where += (
+            f", {res.oracle_s / res.wall_s:.0%} in {res.oracle_solves:,} oracle solves, "
+            f"{res.net_s / res.wall_s:.0%} in the network's updates"
+        )
     print(
         f"{cfg.algo} ({cfg.policy} policy) on {cfg.scenario!r}: {res.num_timesteps:,} steps, this session "
-        f"{res.session_steps:,} steps in {res.session_s:.1f} s ({res.steps_per_s:,.0f} steps/s), "
-        f"{res.env_share:.0%} of the run's {res.wall_s:.0f} s inside the env"
+        f"{res.session_steps:,} steps in {res.session_s:.1f} s ({res.steps_per_s:,.0f} steps/s), {where}"
         + (" [stopped by --max-minutes: --resume continues]" if res.stopped_by_clock else "")
     )
     if res.eval_history:
@@ -143,7 +149,12 @@ def add_subcommands(sub: Any) -> None:
         description="Train a learned agent; the run folder holds config, checkpoints, "
         "TensorBoard logs, evaluation history and models.",
     )
-    tr.add_argument("--algo", default="maskable_ppo", choices=ALGO_CHOICES)
+    tr.add_argument(
+        "--algo",
+        default="maskable_ppo",
+        choices=ALGO_CHOICES,
+        help="an RL algorithm, or bc / dagger: imitation of the hindsight oracle (see agents.imitation)",
+    )
     tr.add_argument("--scenario", default="default", metavar="default|TASK|PATH")
     tr.add_argument("--timesteps", type=int, default=100_000, metavar="N", help="total env steps of the run")
     tr.add_argument("--seed", type=int, default=0, metavar="S", help="one seed for the whole run (default 0)")
@@ -183,6 +194,12 @@ def add_subcommands(sub: Any) -> None:
         metavar="DIR",
         default=None,
         help="folder where oracle solutions are kept by episode content (reused by later runs)",
+    )
+    tr.add_argument(
+        "--init-from",
+        metavar="MODEL.zip",
+        default=None,
+        help="start a maskable_ppo run from this model's weights (fine-tuning a bc / dagger clone)",
     )
     tr.add_argument("--checkpoint-every", type=int, default=100_000, metavar="N", help="env steps between checkpoints")
     tr.add_argument("--max-minutes", type=float, default=None, help="stop this session after so many minutes")

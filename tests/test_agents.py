@@ -22,7 +22,7 @@ from agents.evaluate import (
     summarise,
 )
 from agents.policies import RegionNet, region_net
-from agents.train import ALGOS, NAMED_SCENARIOS, TrainConfig, train
+from agents.train import NAMED_SCENARIOS, SB3_ALGOS, TrainConfig, train
 from agents.vec import make_vec_env
 from baselines.heuristics import HEURISTICS, make_heuristic
 from baselines.milp import cached_oracle, solve_hindsight
@@ -161,7 +161,7 @@ def test_region_net_runs_on_any_region_set_and_is_permutation_equivariant(
 
 
 # ------------------------------------------------------------------------------------ training runs
-@pytest.mark.parametrize(("algo", "policy"), [*[(a, "region") for a in ALGOS], ("maskable_ppo", "mlp")])
+@pytest.mark.parametrize(("algo", "policy"), [*[(a, "region") for a in SB3_ALGOS], ("maskable_ppo", "mlp")])
 def test_training_smoke(tmp_path: Path, toy_scenario: Scenario, algo: str, policy: str) -> None:
     cfg = small_config(tmp_path, algo, policy=policy, eval_every=0)
     res = train(cfg, scenario=toy_scenario, log=lambda _msg: None)

@@ -1,0 +1,292 @@
+"""Imitation of the oracle (agents.imitation): replayed traces, behaviour cloning reproduces a fixed expert,
+DAgger's labels are the brute-force optimum of the rest of the episode, runs save / load / resume exactly,
+and a clone starts reinforcement fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch as th
+from brute import brute_force_after, tiny_instance
+from conftest import make_toy_instance
+
+from agents.evaluate import Agent, evaluation_instances, play
+from agents.imitation import Samples, discounted_returns, relabel, relabel_points, supervised_epoch
+from agents.policies import MaskableRegionPolicy
+from agents.train import TrainConfig, train
+from baselines.heuristics import make_heuristic
+from baselines.milp import solve_hindsight
+from envs import Instance, Scenario, evaluate_plan
+from envs.dynamics import InadmissibleAction, ObsLayout, trace
+from envs.placement import PlacementEnv
+from experiments.cli import main
+
+TASKS = 40
+SCALE = 100.0
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def imitation_config(tmp_path: Path, algo: str = "bc", **changes: object) -> TrainConfig:
+    """A run on 40-task days of the toy scenario: a few days, a few epochs, two fixed evaluation days."""
+    hp: dict[str, object] = {"epochs": 3, "batch_size": 64}
+    if algo == "dagger":
+        hp.update(demo_steps=80, round_steps=80, solves_per_day=3, epochs=2)
+    base: dict[str, object] = {
+        "algo": algo,
+        "timesteps": 160 if algo == "dagger" else 80,
+        "out": str(tmp_path / algo),
+        "num_tasks": TASKS,
+        "hidden": 16,
+        "hyperparams": hp,
+        "eval_every": 1,
+        "eval_episodes": 2,
+        "eval_tasks": TASKS,
+        "checkpoint_every": 1,
+        "progress_bar": False,
+        "oracle_time_limit_s": 10.0,
+    }
+    base.update(changes)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def new_policy(inst: Instance, hidden: int = 32, lr: float = 3e-3) -> MaskableRegionPolicy:
+    from gymnasium import spaces
+
+    layout = ObsLayout.of(inst)
+    low, high = layout.bounds()
+    th.manual_seed(0)
+    return MaskableRegionPolicy(
+        spaces.Box(low, high, dtype=np.float32),
+        spaces.Discrete(inst.num_regions + 1),
+        lambda _p: lr,
+        task_features=layout.task_features,
+        hidden=hidden,
+    )
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in Agent.load(path).model.policy.parameters()]
+
+
+# ------------------------------------------------------------------------------------------ traces
+def test_trace_replays_the_env(toy_scenario: Scenario) -> None:
+    """trace() sees what PlacementEnv shows, and its step costs sum to the plan's cost."""
+    inst = evaluation_instances(toy_scenario, [3], TASKS)[0]
+    plan = make_heuristic("greedy", inst).plan(inst)
+    tr = trace(inst, plan, SCALE)
+    env = PlacementEnv(toy_scenario)
+    obs, info = env.reset(options={"instance": inst})
+    for k, a in enumerate(plan):
+        np.testing.assert_array_equal(tr.obs[k], obs)
+        np.testing.assert_array_equal(tr.mask[k], info["action_mask"])
+        obs, reward, *_rest, info = env.step(int(a))
+        assert -reward / SCALE == pytest.approx(tr.cost_usd[k], rel=1e-9, abs=1e-12)
+    assert tr.cost_usd.sum() == pytest.approx(evaluate_plan(inst, plan).total_usd, rel=1e-9)
+    bad = plan.copy()
+    bad[0] = int(np.flatnonzero(~tr.mask[0])[0]) if (~tr.mask[0]).any() else inst.num_regions + 1
+    with pytest.raises(InadmissibleAction):
+        trace(inst, bad, SCALE)
+    with pytest.raises(ValueError, match="one per task"):
+        trace(inst, plan[:-1], SCALE)
+
+
+def test_discounted_returns_by_hand() -> None:
+    np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 4.0]), 0.5), [1 + 1 + 1, 2 + 2, 4])
+
+
+# ---------------------------------------------------------------------------------- behaviour cloning
+@pytest.mark.parametrize("expert", ["oracle", "greedy"])
+def test_behaviour_cloning_reproduces_a_fixed_expert_exactly(toy_scenario: Scenario, expert: str) -> None:
+    """On the hand-made toy day and two 40-task days, BC fits the expert's every action, and the clone
+    then plays the expert's plans exactly."""
+    days = [make_toy_instance()]
+    days += evaluation_instances(toy_scenario, [21, 22], TASKS)
+    groups: dict[int, list[Instance]] = {}
+    for inst in days:  # one policy per observation layout (the toy day has its own regions)
+        groups.setdefault(ObsLayout.of(inst).size, []).append(inst)
+    for insts in groups.values():
+        plans = [
+            solve_hindsight(i).plan if expert == "oracle" else make_heuristic("greedy", i).plan(i, SCALE) for i in insts
+        ]
+        data = Samples.concat([Samples.of(trace(i, p, SCALE), SCALE, 0.99) for i, p in zip(insts, plans, strict=True)])
+        policy = new_policy(insts[0])
+        accuracy = 0.0
+        for epoch in range(400):
+            stats = supervised_epoch(
+                policy, data, batch_size=64, lr=3e-3, value_coef=0.0, max_grad_norm=1.0, seed=epoch
+            )
+            accuracy = stats["accuracy"]
+            if accuracy == 1.0:
+                break
+        assert accuracy == 1.0, f"BC fitted only {accuracy:.3f} of {len(data)} expert actions"
+
+        def act(obs: np.ndarray, mask: np.ndarray, policy: MaskableRegionPolicy = policy) -> np.ndarray:
+            with th.no_grad():
+                logits, _ = policy.mlp_extractor(th.as_tensor(obs))
+            return logits.masked_fill(~th.as_tensor(mask), -np.inf).argmax(1).numpy()
+
+        for inst, plan in zip(insts, play(act, insts, SCALE), strict=True):
+            np.testing.assert_array_equal(plan, plans[insts.index(inst)])
+
+
+# ------------------------------------------------------------------------------------------- DAgger
+@pytest.mark.parametrize("seed", range(4))
+def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int) -> None:
+    """Every label DAgger gives is an action with which the best completion of the episode, after the
+    placements before it, costs the brute-force optimum of that rest; the state at each relabelling point
+    is the learner's own."""
+    inst = tiny_instance(seed, 7, 3)
+    rng = np.random.default_rng(seed)
+    learner = make_heuristic("random", inst, seed=seed).plan(inst, SCALE)  # a feasible, poor learner
+    points = relabel_points(inst.num_tasks, 3, rng)
+    lab = relabel(inst, learner, points, reward_scale=SCALE, gamma=0.99)
+    assert lab.solves == points.size == len(lab.continuations)
+    learner_trace = trace(inst, learner, SCALE)
+    row = 0
+    ends = [*points[1:].tolist(), inst.num_tasks]
+    for p, q, cont in zip(points.tolist(), ends, lab.continuations, strict=True):
+        np.testing.assert_array_equal(cont[:p], learner[:p])  # the learner's placements are kept
+        np.testing.assert_array_equal(lab.samples.obs[row], learner_trace.obs[p])  # the learner's state
+        for j in range(p, q):
+            assert lab.samples.action[row] == cont[j]
+            best_rest = brute_force_after(inst, cont[:j])
+            with_label = brute_force_after(inst, cont[: j + 1])
+            assert with_label == pytest.approx(best_rest, rel=1e-6, abs=1e-9)
+            row += 1
+    assert row == len(lab.samples)
+    with pytest.raises(ValueError, match="points"):
+        relabel(inst, learner, [inst.num_tasks], reward_scale=SCALE, gamma=0.99)
+
+
+def test_relabel_points_spread_over_the_day() -> None:
+    pts = relabel_points(100, 4, np.random.default_rng(0))
+    assert pts.size == 4 and np.all(np.diff(pts) == 25) and 0 <= pts[0] < 25
+    assert relabel_points(3, 10, np.random.default_rng(0)).tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------ the runs
+@pytest.mark.parametrize("algo", ["bc", "dagger"])
+def test_imitation_run_saves_loads_and_evaluates_identically(tmp_path: Path, toy_scenario: Scenario, algo: str) -> None:
+    cfg = imitation_config(tmp_path, algo)
+    res = train(cfg, scenario=toy_scenario, log=quiet)
+    out = Path(cfg.out)
+    assert res.num_timesteps >= cfg.timesteps and res.oracle_solves > 0
+    assert res.oracle_s > 0 and res.net_s > 0 and res.env_s > 0 and res.wall_s >= res.oracle_s + res.net_s
+    rounds = 1 if algo == "bc" else 2
+    assert sorted(p.name for p in (out / "data").glob("*.npz")) == [f"round_{r:03d}.npz" for r in range(rounds)]
+    agent = Agent.load(res.model_path)
+    assert agent.algo == algo and agent.masked
+    log = pd.read_csv(out / "eval" / "log.csv")
+    assert len(log) == (3 if algo == "bc" else 2)  # bc: every epoch; dagger: every round
+    fixed = [Instance.load(f) for f in sorted((out / "eval").glob("eval_seed*_tasks40.npz"))]
+    costs = [evaluate_plan(i, p).total_usd for i, p in zip(fixed, play(agent.act_batch, fixed), strict=True)]
+    assert log["total_usd"].iloc[-1] == pytest.approx(np.mean(costs), rel=1e-12)
+    best = Agent.load(out / "best_model.zip")
+    best_costs = [evaluate_plan(i, p).total_usd for i, p in zip(fixed, play(best.act_batch, fixed), strict=True)]
+    assert np.mean(best_costs) == pytest.approx(log["total_usd"].min(), rel=1e-12)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, scenario=toy_scenario, log=quiet)
+
+
+@pytest.mark.parametrize("algo", ["bc", "dagger"])
+def test_a_resumed_imitation_run_ends_where_the_uninterrupted_one_does(
+    tmp_path: Path, toy_scenario: Scenario, algo: str
+) -> None:
+    full = imitation_config(tmp_path / "full", algo)
+    train(full, scenario=toy_scenario, log=quiet)
+    # an interrupted copy: only the checkpoints of round 0, epoch 0 survive, and one stale evaluation row
+    part = imitation_config(tmp_path / "part", algo)
+    shutil.copytree(full.out, part.out)
+    (Path(part.out) / "config.json").write_text(json.dumps(part.to_json()))
+    ckpts = sorted((Path(part.out) / "checkpoints").glob("step_*.zip"))
+    for ck in ckpts[1:]:
+        ck.unlink()
+        ck.with_name(ck.name.removesuffix(".zip") + ".json").unlink()
+    (Path(part.out) / "model.zip").unlink()
+    messages: list[str] = []
+    res = train(part, resume=True, scenario=toy_scenario, log=messages.append)
+    assert any("resuming" in m and "epoch 1" in m for m in messages)
+    for a, b in zip(weights(Path(full.out) / "model.zip"), weights(res.model_path), strict=True):
+        np.testing.assert_array_equal(a, b)
+    log_full = pd.read_csv(Path(full.out) / "eval" / "log.csv")
+    log_part = pd.read_csv(Path(part.out) / "eval" / "log.csv")
+    np.testing.assert_allclose(log_part["total_usd"], log_full["total_usd"], rtol=1e-12)
+
+
+def test_fine_tuning_starts_from_the_clone(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """A MaskablePPO run with init_from starts from the clone's weights (with a learning rate of 1e-30 it
+    keeps them, so it plays the clone's plans)."""
+    clone = train(imitation_config(tmp_path, "bc", eval_every=0), scenario=toy_scenario, log=quiet)
+    cfg = TrainConfig(
+        algo="maskable_ppo",
+        timesteps=128,
+        out=str(tmp_path / "tuned"),
+        num_envs=2,
+        num_tasks=TASKS,
+        hidden=16,
+        hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 1, "learning_rate": 1e-30},
+        eval_every=0,
+        checkpoint_every=0,
+        progress_bar=False,
+        init_from=str(clone.model_path),
+    )
+    tuned = train(cfg, scenario=toy_scenario, log=quiet)
+    days = evaluation_instances(toy_scenario, [31, 32], TASKS)
+    for a, b in zip(
+        play(Agent.load(clone.model_path).act_batch, days),
+        play(Agent.load(tuned.model_path).act_batch, days),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no such file"):
+        train(TrainConfig(**{**cfg.to_json(), "init_from": str(tmp_path / "none.zip"), "out": str(tmp_path / "x")}))
+    with pytest.raises(ValueError, match="does not match"):
+        bigger = {**cfg.to_json(), "hidden": 32, "out": str(tmp_path / "y")}
+        train(TrainConfig(**bigger), scenario=toy_scenario, log=quiet)
+
+
+def test_imitation_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="policy"):
+        TrainConfig(algo="bc", policy="mlp")
+    with pytest.raises(ValueError, match="norm_obs"):
+        TrainConfig(algo="dagger", norm_obs=True)
+    with pytest.raises(ValueError, match="hyperparams"):
+        TrainConfig(algo="bc", hyperparams={"n_steps": 4})
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(algo="bc", hyperparams={"learning_rate": "fast"})
+    with pytest.raises(ValueError, match="init_from"):
+        TrainConfig(algo="ppo", init_from="runs/bc/model.zip")
+
+
+def test_cli_trains_a_clone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bc"
+    args = ["train", "--algo", "bc", "--scenario", "contended", "--timesteps", "60", "--tasks", "60"]
+    args += ["--out", str(out), "--hidden", "16", "--hp", "epochs=1", "--eval-episodes", "1", "--eval-tasks", "60"]
+    assert main([*args, "--no-progress", "--oracle-cache", str(tmp_path / "oracle")]) == 0
+    text = capsys.readouterr().out
+    assert "bc (region policy) on 'contended'" in text and "oracle solves" in text
+    assert (out / "model.zip").is_file() and json.loads((out / "config.json").read_text())["algo"] == "bc"
+
+
+def test_a_region_policy_acts_on_another_region_set(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """Zero-shot transfer: the saved model plays days of a larger region set (its weights do not depend on R);
+    on its own region set the direct path picks what MaskablePPO's predict picks."""
+    res = train(imitation_config(tmp_path, "bc", eval_every=0), scenario=toy_scenario, log=quiet)
+    agent = Agent.load(res.model_path)
+    day = evaluation_instances(toy_scenario, [41], TASKS)[0]
+    tr = trace(day, make_heuristic("nearest", day).plan(day, SCALE), SCALE)
+    np.testing.assert_array_equal(agent._act_on_other_regions(tr.obs, tr.mask), agent.act_batch(tr.obs, tr.mask))
+    bigger = toy_scenario.with_overrides({"regions": [*toy_scenario.spec["regions"], "South Central US"]})
+    days = evaluation_instances(bigger, [42, 43], TASKS)
+    assert days[0].num_regions == day.num_regions + 1
+    for inst, plan in zip(days, play(agent.act_batch, days), strict=True):
+        assert plan.size == inst.num_tasks
+        trace(inst, plan, SCALE)  # every action admissible where it was taken
