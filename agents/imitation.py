@@ -33,10 +33,11 @@ Run folder (as the SB3 algorithms', see :mod:`agents.train`)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,35 @@ IMITATION_DEFAULTS: dict[str, dict[str, Any]] = {
         "solve_time_limit": 30.0,  # s per relabelling solve
     },
 }
+
+
+def check_imitation_hyperparams(algo: str, timesteps: int, hyperparams: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first bad value among ``algo``'s hyperparameters (unknown keys are the caller's)."""
+    hp = {**IMITATION_DEFAULTS[algo], **hyperparams}
+
+    def need(ok: bool, name: str, expected: str) -> None:
+        if not ok:
+            raise ValueError(f"TrainConfig.hyperparams[{name!r}] = {hp[name]!r}: expected {expected}")
+
+    def integer(name: str) -> bool:
+        return isinstance(hp[name], int) and not isinstance(hp[name], bool) and hp[name] >= 1
+
+    def number(name: str) -> bool:
+        return isinstance(hp[name], int | float) and not isinstance(hp[name], bool) and math.isfinite(hp[name])
+
+    counts = ("epochs", "batch_size", "demo_steps", "round_steps", "solves_per_day")
+    for name in (n for n in counts if n in hp):
+        need(integer(name), name, "an integer >= 1")
+    need(number("gamma") and 0 < hp["gamma"] <= 1, "gamma", "a number in (0, 1]")
+    need(number("value_coef") and hp["value_coef"] >= 0, "value_coef", "a number >= 0")
+    need(number("max_grad_norm") and hp["max_grad_norm"] > 0, "max_grad_norm", "a number > 0")
+    if algo == "dagger":
+        need(number("solve_time_limit") and hp["solve_time_limit"] > 0, "solve_time_limit", "a number of seconds > 0")
+        need(
+            timesteps > hp["demo_steps"],
+            "demo_steps",
+            f"fewer than timesteps = {timesteps} (round 0's oracle days; the rest are the learner's rounds)",
+        )
 
 
 def day_seed(seed: int, round_: int, day: int) -> int:
@@ -169,6 +199,8 @@ def relabel(
     pts = np.unique(np.asarray(points, dtype=np.int64))
     if pts.size and (pts[0] < 0 or pts[-1] >= K):
         raise ValueError(f"points: expected indices in [0, {K}), got {pts.min()}..{pts.max()}")
+    if pts.size == 0:
+        return Relabelled(_empty(inst), pts, [], 0, 0.0, 0.0, 0.0)
     parts: list[Samples] = []
     plans: list[NDArray[np.int64]] = []
     solve_s = replay_s = 0.0
@@ -183,8 +215,7 @@ def relabel(
         t = time.perf_counter()
         parts.append(Samples.of(trace(inst, res.plan, reward_scale), reward_scale, gamma, slice(p, q)))
         replay_s += time.perf_counter() - t
-    samples = Samples.concat(parts) if parts else _empty(inst)
-    return Relabelled(samples, pts, plans, int(pts.size), solve_s, replay_s, worst)
+    return Relabelled(Samples.concat(parts), pts, plans, int(pts.size), solve_s, replay_s, worst)
 
 
 def _empty(inst: Instance) -> Samples:
@@ -204,10 +235,25 @@ def relabel_points(num_tasks: int, per_day: int, rng: np.random.Generator) -> ND
 
 # -------------------------------------------------------------------------------------------- training
 def supervised_epoch(
-    policy: Any, data: Samples, *, batch_size: int, lr: float, value_coef: float, max_grad_norm: float, seed: Any
+    policy: Any,
+    data: Samples,
+    *,
+    batch_size: int,
+    lr: float,
+    value_coef: float,
+    max_grad_norm: float,
+    seed: Any,
+    value_scale: float = 1.0,
 ) -> dict[str, float]:
     """One pass over ``data`` in shuffled minibatches: masked cross-entropy on the expert's action plus
-    ``value_coef`` x the critic's squared error. Returns the mean losses and the accuracy (argmax = label)."""
+    ``value_coef`` x the critic's squared error on ``ret / value_scale``. Returns the mean losses and the
+    accuracy (argmax = label).
+
+    The run passes the returns' standard deviation as ``value_scale``: the scale at which MaskablePPO's
+    ``VecNormalize`` shows rewards to its critic, and a loss of the cross-entropy's order. On raw returns
+    (a day's standard deviation is tens of reward units) the critic's gradient, through the encoder both
+    heads share, swamps the actor's.
+    """
     import torch as th
 
     rng = np.random.default_rng(seed)
@@ -222,7 +268,7 @@ def supervised_epoch(
         obs = th.as_tensor(data.obs[idx])
         mask = th.as_tensor(data.mask[idx])
         act = th.as_tensor(data.action[idx])
-        ret = th.as_tensor(data.ret[idx])
+        ret = th.as_tensor(data.ret[idx] / value_scale)
         logits, latent_vf = policy.mlp_extractor(policy.features_extractor(obs))
         logp = th.log_softmax(logits.masked_fill(~mask, -math.inf), dim=1)
         nll = -logp.gather(1, act[:, None]).mean()
@@ -259,8 +305,21 @@ class Clock:
         return self.wall0 + (time.perf_counter() - self.start if self.start else 0.0)
 
 
-def _checkpoint_name(steps: int, round_: int, epoch: int) -> str:
-    return f"step_{steps:012d}_round_{round_:03d}_epoch_{epoch:03d}.zip"
+def _checkpoint_name(steps: int, round_: int, epochs_done: int) -> str:
+    """``step_<N>_round_<R>_epoch_<E>.zip``, E the round's epochs done (0: its samples collected, no epoch
+    yet): names sort in the order they were written."""
+    return f"step_{steps:012d}_round_{round_:03d}_epoch_{epochs_done:04d}.zip"
+
+
+@dataclass
+class _Progress:
+    """Where an imitation run stands; a checkpoint's sidecar holds it."""
+
+    round: int = 0
+    epoch: int = -1  # the last epoch done in ``round`` (-1: none yet)
+    collected: bool = False  # ``round``'s samples are in ``data/``
+    solves: int = 0
+    evaluations: int = 0
 
 
 def run_imitation(
@@ -274,98 +333,82 @@ def run_imitation(
     """Train ``cfg`` (algo ``bc`` or ``dagger``) in ``out``, from ``ckpt`` when resuming; see the module doc."""
     from stable_baselines3.common.logger import configure
 
-    from agents.callbacks import RegretEval, save_run_state
-    from agents.train import TrainResult, evaluation_setup, hyperparams_of
+    from agents.callbacks import save_run_state
+    from agents.train import TrainResult, hyperparams_of
 
     hp = hyperparams_of(cfg)
     ckpt_dir, eval_dir, data_dir = out / "checkpoints", out / "eval", out / "data"
     venv = _plain_venv(cfg, scen)
-    model, clock, progress = _start(cfg, scen, venv, ckpt, data_dir)
-    round0, epoch0, solves, evaluations, parts = progress
+    model, clock, at = _start(cfg, scen, venv, ckpt)
+    parts = [Samples.load(data_dir / f"round_{r:03d}.npz") for r in range(at.round + at.collected)]
     if ckpt is not None:
-        _prune_log(eval_dir / "log.csv", evaluations)
-        log(f"resuming {out} from {ckpt.name} at {model.num_timesteps} steps (round {round0}, epoch {epoch0})")
+        _prune_log(eval_dir / "log.csv", at.evaluations)
+        done = f"round {at.round}, {at.epoch + 1} epochs done"
+        log(f"resuming {out} from {ckpt.name} at {model.num_timesteps} steps ({done})")
     model.set_logger(configure(str(out / "tb" / f"{cfg.algo}_1"), ["tensorboard"]))
-    evaluator = None
-    if cfg.eval_every > 0 and cfg.eval_episodes > 0:
-        instances, oracle, greedy = evaluation_setup(cfg, eval_scen, eval_dir)
-        evaluator = RegretEval(
-            instances, oracle, greedy, 0, eval_dir / "log.csv", out / "best_model.zip", cfg.algo, clock
-        )
-        evaluator.init_callback(model)
+    evaluator = _evaluator(cfg, eval_scen, out, model, clock)
     cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else out / "oracle"
-    rounds = _num_rounds(cfg, hp)
-    epochs = int(hp["epochs"])
-    total_epochs = rounds * epochs
+    rounds, epochs = _num_rounds(cfg, hp), int(hp["epochs"])
     lr_of = _lr_schedule(hp["learning_rate"])
     clock.begin()
     session_steps0 = int(model.num_timesteps)
     deadline = math.inf if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
-    stopped = False
-    last = (round0, epoch0 - 1)
+    saved = ckpt
 
-    def save(path: Path, r: int, e: int) -> None:
+    def save(path: Path) -> Path:
         save_run_state(model, path, clock)
         sidecar = {
             "num_timesteps": int(model.num_timesteps),
-            "round": r,
-            "epoch": e,
-            "solves": solves,
-            "evaluations": evaluations,
+            **dataclasses.asdict(at),
             "wall_s": clock.wall_s,
             "env_s": clock.env_s,
             "oracle_s": clock.oracle_s,
             "net_s": clock.net_s,
         }
         path.with_name(path.name.removesuffix(".zip") + ".json").write_text(json.dumps(sidecar))
+        return path
 
-    for r in range(round0, rounds):
-        if r > round0 or epoch0 == 0:  # the round's samples, unless a resume is within the round
-            if time.perf_counter() > deadline:
+    def checkpoint() -> Path:
+        return save(ckpt_dir / _checkpoint_name(int(model.num_timesteps), at.round, at.epoch + 1))
+
+    stopped = False
+    while not stopped and (at.round < rounds - 1 or not at.collected or at.epoch < epochs - 1):
+        if at.collected and at.epoch == epochs - 1:  # the round is done: the next one
+            at = dataclasses.replace(at, round=at.round + 1, epoch=-1, collected=False)
+        if not at.collected:
+            got = _collect(cfg, hp, scen, model, at.round, cache, clock, log, deadline)
+            if got is None:
                 stopped = True
                 break
-            samples, steps, n_solves = _collect(cfg, hp, scen, model, r, cache, clock, log)
-            samples.save(data_dir / f"round_{r:03d}.npz")
+            samples, steps, n_solves = got
+            samples.save(data_dir / f"round_{at.round:03d}.npz")
             parts.append(samples)
             model.num_timesteps += steps
-            solves += n_solves
-            epoch0 = 0
+            at = dataclasses.replace(at, collected=True, solves=at.solves + n_solves)
+            if cfg.checkpoint_every > 0:
+                saved = checkpoint()
         data = Samples.concat(parts)
-        for e in range(epoch0, epochs):
+        value_scale = float(data.ret.std()) or 1.0
+        for e in range(at.epoch + 1, epochs):
             if time.perf_counter() > deadline:
                 stopped = True
                 break
-            lr = lr_of(1.0 - (r * epochs + e) / total_epochs)
-            t = time.perf_counter()
-            stats = supervised_epoch(
-                model.policy,
-                data,
-                batch_size=int(hp["batch_size"]),
-                lr=lr,
-                value_coef=float(hp["value_coef"]),
-                max_grad_norm=float(hp["max_grad_norm"]),
-                seed=[cfg.seed, 0xBA7C, r, e],
-            )
-            clock.net_s += time.perf_counter() - t
-            for k, v in stats.items():
-                model.logger.record(f"train/{k}", v)
-            model.logger.record("train/learning_rate", lr)
-            model.logger.record("train/samples", len(data))
-            model.logger.record("train/oracle_solves", solves)
-            if evaluator is not None and (e == epochs - 1 or cfg.algo == "bc"):
+            lr = lr_of(1.0 - (at.round * epochs + e) / (rounds * epochs))
+            stats = _epoch(model, data, hp, lr, [cfg.seed, 0xBA7C, at.round, e], value_scale, clock)
+            model.logger.record("train/oracle_solves", at.solves)
+            evaluate = evaluator is not None and (e == epochs - 1 or cfg.algo == "bc")
+            at = dataclasses.replace(at, epoch=e, evaluations=at.evaluations + evaluate)
+            if evaluator is not None and evaluate:
                 evaluator.evaluate()  # dumps the logger at this step
-                evaluations += 1
             else:
                 model.logger.dump(int(model.num_timesteps))
             if cfg.verbose:
-                log(f"round {r} epoch {e}: {len(data)} samples, accuracy {stats['accuracy']:.4f}")
+                log(f"round {at.round} epoch {e}: {len(data)} samples, accuracy {stats['accuracy']:.4f}")
             if cfg.checkpoint_every > 0:
-                save(ckpt_dir / _checkpoint_name(int(model.num_timesteps), r, e), r, e)
-            last = (r, e)
-        if stopped:
-            break
-        epoch0 = 0
-    save(out / "model.zip", *last)
+                saved = checkpoint()
+    if saved is None or saved.name != _checkpoint_name(int(model.num_timesteps), at.round, at.epoch + 1):
+        checkpoint()  # the session's end, so that --resume goes on from here
+    save(out / "model.zip")
     venv.close()
     return TrainResult(
         out,
@@ -378,16 +421,50 @@ def run_imitation(
         stopped,
         evaluator.history if evaluator is not None else [],
         oracle_s=clock.oracle_s,
-        oracle_solves=solves,
+        oracle_solves=at.solves,
         net_s=clock.net_s,
     )
 
 
-def _start(
-    cfg: TrainConfig, scen: Scenario, venv: Any, ckpt: Path | None, data_dir: Path
-) -> tuple[Any, Clock, tuple[int, int, int, int, list[Samples]]]:
-    """The model, the clock and where the run stands ``(round, next epoch, solves, evaluations, samples)``:
-    fresh, or as the checkpoint ``ckpt`` left them."""
+def _evaluator(cfg: TrainConfig, eval_scen: Scenario, out: Path, model: Any, clock: Clock) -> Any:
+    """The run's evaluation on its fixed validation days (:class:`agents.callbacks.RegretEval`), or None."""
+    from agents.callbacks import RegretEval
+    from agents.train import evaluation_setup
+
+    if cfg.eval_every <= 0 or cfg.eval_episodes <= 0:
+        return None
+    instances, oracle, greedy = evaluation_setup(cfg, eval_scen, out / "eval")
+    log_csv, best = out / "eval" / "log.csv", out / "best_model.zip"
+    evaluator = RegretEval(instances, oracle, greedy, 0, log_csv, best, cfg.algo, clock)
+    evaluator.init_callback(model)
+    return evaluator
+
+
+def _epoch(
+    model: Any, data: Samples, hp: dict[str, Any], lr: float, seed: Any, value_scale: float, clock: Clock
+) -> dict[str, float]:
+    """One supervised epoch of ``model``'s policy, timed as the network's, its figures recorded for TensorBoard."""
+    t = time.perf_counter()
+    stats = supervised_epoch(
+        model.policy,
+        data,
+        batch_size=int(hp["batch_size"]),
+        lr=lr,
+        value_coef=float(hp["value_coef"]),
+        max_grad_norm=float(hp["max_grad_norm"]),
+        seed=seed,
+        value_scale=value_scale,
+    )
+    clock.net_s += time.perf_counter() - t
+    for k, v in stats.items():
+        model.logger.record(f"train/{k}", v)
+    model.logger.record("train/learning_rate", lr)
+    model.logger.record("train/samples", len(data))
+    return stats
+
+
+def _start(cfg: TrainConfig, scen: Scenario, venv: Any, ckpt: Path | None) -> tuple[Any, Clock, _Progress]:
+    """The model, the clock and where the run stands: fresh, or as the checkpoint ``ckpt`` left them."""
     from sb3_contrib import MaskablePPO
 
     from agents.train import policy_spec
@@ -396,13 +473,12 @@ def _start(
         policy, kwargs = policy_spec(cfg, scen)
         model = MaskablePPO(policy, venv, policy_kwargs=kwargs, seed=cfg.seed, device="cpu")
         model.num_timesteps = 0
-        return model, Clock(), (0, 0, 0, 0, [])
+        return model, Clock(), _Progress()
     model = MaskablePPO.load(ckpt, env=venv, device="cpu")
     state = json.loads(ckpt.with_name(ckpt.name.removesuffix(".zip") + ".json").read_text())
     clock = Clock(state["wall_s"], state["env_s"], state["oracle_s"], state["net_s"])
-    r = int(state["round"])
-    parts = [Samples.load(data_dir / f"round_{i:03d}.npz") for i in range(r + 1)]
-    return model, clock, (r, int(state["epoch"]) + 1, int(state["solves"]), int(state["evaluations"]), parts)
+    at = _Progress(**{f.name: state[f.name] for f in dataclasses.fields(_Progress)})
+    return model, clock, at
 
 
 def _num_rounds(cfg: TrainConfig, hp: dict[str, Any]) -> int:
@@ -438,21 +514,26 @@ def _collect(
     cache: Path,
     clock: Clock,
     log: Callable[[str], Any],
-) -> tuple[Samples, int, int]:
+    deadline: float = math.inf,
+) -> tuple[Samples, int, int] | None:
     """Round ``round_``'s samples: oracle days (round 0) or the learner's relabelled days; also the env steps
-    it played and the oracle solves it made."""
+    it played and the oracle solutions it used (one per oracle day, one per relabelling point; a day's
+    solution read back from the cache counts too). ``None`` if the deadline passed before the round ended."""
     from agents.evaluate import Agent, play
 
-    budget = cfg.timesteps if cfg.algo == "bc" else int(hp["demo_steps"] if round_ == 0 else hp["round_steps"])
-    if round_ > 0:  # the last round stops at the run's budget
-        done = int(hp["demo_steps"]) + (round_ - 1) * int(hp["round_steps"])
-        budget = max(1, min(budget, cfg.timesteps - done))
+    demo = min(int(hp.get("demo_steps", cfg.timesteps)), cfg.timesteps)
+    if round_ == 0:
+        budget = demo
+    else:  # the last round stops at the run's budget
+        budget = min(int(hp["round_steps"]), cfg.timesteps - demo - (round_ - 1) * int(hp["round_steps"]))
     gamma = float(hp["gamma"])
     parts: list[Samples] = []
     steps = solves = day = 0
     agent = Agent.from_model(model, "maskable_ppo") if round_ > 0 else None
     worst = 0.0
-    while steps < budget:
+    while steps < budget and day < budget:  # (a day may have no task)
+        if time.perf_counter() > deadline:
+            return None
         inst = sample_instance(scen, seed=day_seed(cfg.seed, round_, day), num_tasks=cfg.num_tasks)
         if agent is None:
             t = time.perf_counter()
@@ -485,7 +566,7 @@ def _collect(
         steps += inst.num_tasks
         day += 1
     kind = "oracle days" if agent is None else "learner days relabelled"
-    log(f"round {round_}: {day} {kind}, {steps:,} env steps, {solves} oracle solves (worst gap {worst:.1e})")
+    log(f"round {round_}: {day} {kind}, {steps:,} env steps, {solves} oracle solutions (worst gap {worst:.1e})")
     return Samples.concat(parts), steps, solves
 
 

@@ -52,7 +52,7 @@ from agents.evaluate import (
     play,
     torch_threads,
 )
-from agents.imitation import IMITATION_ALGOS, IMITATION_DEFAULTS, run_imitation
+from agents.imitation import IMITATION_ALGOS, IMITATION_DEFAULTS, check_imitation_hyperparams, run_imitation
 from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
 from baselines.milp import cached_oracle
@@ -189,10 +189,11 @@ class TrainConfig:
         if self.algo in IMITATION_ALGOS:
             need(self.policy == "region", "policy", f"'region' for {self.algo} (it imitates with the region net)")
             need(not self.norm_obs, "norm_obs", f"None or False for {self.algo} (the region net scales its inputs)")
+            check_imitation_hyperparams(self.algo, self.timesteps, self.hyperparams)
         need(
-            self.init_from is None or (self.algo == "maskable_ppo" and self.policy == "region"),
+            self.init_from is None or (self.algo == "maskable_ppo" and self.policy == "region" and not self.norm_obs),
             "init_from",
-            "None, or a model path with algo 'maskable_ppo' and policy 'region'",
+            "None, or a model path with algo 'maskable_ppo', policy 'region' and norm_obs off (as the clone saw them)",
         )
         unknown = set(self.hyperparams) - set(ALGO_DEFAULTS[self.algo]) - {"policy_kwargs"}
         need(not unknown, "hyperparams", f"keys among {sorted(ALGO_DEFAULTS[self.algo])}")
@@ -382,7 +383,7 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
         if not cfg_path.is_file():
             raise ValueError(f"--resume: {cfg_path} does not exist (expected the folder of an earlier run)")
         stored = TrainConfig.from_json(json.loads(cfg_path.read_text()))
-        fixed = (
+        fixed: tuple[str, ...] = (
             "algo",
             "policy",
             "scenario",
@@ -395,6 +396,8 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
             "hidden",
             "reward_scale",
         )
+        if cfg.algo in IMITATION_ALGOS:  # its rounds and learning-rate schedule follow from them
+            fixed = (*fixed, "timesteps", "hyperparams")
         diff = [
             f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}"
             for k in fixed

@@ -119,9 +119,10 @@ def test_behaviour_cloning_reproduces_a_fixed_expert_exactly(toy_scenario: Scena
         data = Samples.concat([Samples.of(trace(i, p, SCALE), SCALE, 0.99) for i, p in zip(insts, plans, strict=True)])
         policy = new_policy(insts[0])
         accuracy = 0.0
-        for epoch in range(400):
+        scale = float(data.ret.std())
+        for epoch in range(400):  # the run's loss: the critic's too, on returns at the run's scale
             stats = supervised_epoch(
-                policy, data, batch_size=64, lr=3e-3, value_coef=0.0, max_grad_norm=1.0, seed=epoch
+                policy, data, batch_size=64, lr=3e-3, value_coef=0.5, max_grad_norm=0.5, seed=epoch, value_scale=scale
             )
             accuracy = stats["accuracy"]
             if accuracy == 1.0:
@@ -164,6 +165,8 @@ def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int) -> Non
     assert row == len(lab.samples)
     with pytest.raises(ValueError, match="points"):
         relabel(inst, learner, [inst.num_tasks], reward_scale=SCALE, gamma=0.99)
+    none = relabel(inst, learner, [], reward_scale=SCALE, gamma=0.99)
+    assert none.solves == len(none.samples) == 0 and none.samples.obs.shape[1] == learner_trace.obs.shape[1]
 
 
 def test_relabel_points_spread_over_the_day() -> None:
@@ -201,24 +204,42 @@ def test_a_resumed_imitation_run_ends_where_the_uninterrupted_one_does(
     tmp_path: Path, toy_scenario: Scenario, algo: str
 ) -> None:
     full = imitation_config(tmp_path / "full", algo)
-    train(full, scenario=toy_scenario, log=quiet)
-    # an interrupted copy: only the checkpoints of round 0, epoch 0 survive, and one stale evaluation row
-    part = imitation_config(tmp_path / "part", algo)
-    shutil.copytree(full.out, part.out)
-    (Path(part.out) / "config.json").write_text(json.dumps(part.to_json()))
-    ckpts = sorted((Path(part.out) / "checkpoints").glob("step_*.zip"))
-    for ck in ckpts[1:]:
-        ck.unlink()
-        ck.with_name(ck.name.removesuffix(".zip") + ".json").unlink()
-    (Path(part.out) / "model.zip").unlink()
-    messages: list[str] = []
-    res = train(part, resume=True, scenario=toy_scenario, log=messages.append)
-    assert any("resuming" in m and "epoch 1" in m for m in messages)
-    for a, b in zip(weights(Path(full.out) / "model.zip"), weights(res.model_path), strict=True):
+    done = train(full, scenario=toy_scenario, log=quiet)
+    ckpts = sorted(p.name for p in (Path(full.out) / "checkpoints").glob("step_*.zip"))
+    # a checkpoint once a round's samples are in, then one per epoch
+    assert len(ckpts) == (1 + 3 if algo == "bc" else 2 * (1 + 2))
+    for keep in range(1, len(ckpts)):  # interrupted after each checkpoint but the last, and resumed
+        part = imitation_config(tmp_path / f"part{keep}", algo)
+        shutil.copytree(full.out, part.out)
+        (Path(part.out) / "config.json").write_text(json.dumps(part.to_json()))
+        for name in ckpts[keep:]:
+            (Path(part.out) / "checkpoints" / name).unlink()
+            (Path(part.out) / "checkpoints" / name.replace(".zip", ".json")).unlink()
+        (Path(part.out) / "model.zip").unlink()
+        messages: list[str] = []
+        res = train(part, resume=True, scenario=toy_scenario, log=messages.append)
+        assert any("resuming" in m and ckpts[keep - 1] in m for m in messages)
+        for a, b in zip(weights(Path(full.out) / "model.zip"), weights(res.model_path), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert (res.num_timesteps, res.oracle_solves) == (done.num_timesteps, done.oracle_solves)
+        log_full = pd.read_csv(Path(full.out) / "eval" / "log.csv")
+        log_part = pd.read_csv(Path(part.out) / "eval" / "log.csv")
+        np.testing.assert_allclose(log_part["total_usd"], log_full["total_usd"], rtol=1e-12)
+
+
+def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """A session stopped by its clock (here before its first epoch) or run with checkpoint_every=0 still leaves
+    a checkpoint to resume from; the resumed run uses the samples already collected."""
+    cfg = imitation_config(tmp_path, "bc", checkpoint_every=0, max_minutes=1e-6)
+    first = train(cfg, scenario=toy_scenario, log=quiet)
+    assert first.stopped_by_clock and first.oracle_solves == 0
+    assert len(list((Path(cfg.out) / "checkpoints").glob("step_*.zip"))) == 1
+    again = imitation_config(tmp_path, "bc", checkpoint_every=0)
+    second = train(again, resume=True, scenario=toy_scenario, log=quiet)
+    assert not second.stopped_by_clock and second.num_timesteps >= again.timesteps
+    reference = train(imitation_config(tmp_path / "ref", "bc"), scenario=toy_scenario, log=quiet)
+    for a, b in zip(weights(reference.model_path), weights(second.model_path), strict=True):
         np.testing.assert_array_equal(a, b)
-    log_full = pd.read_csv(Path(full.out) / "eval" / "log.csv")
-    log_part = pd.read_csv(Path(part.out) / "eval" / "log.csv")
-    np.testing.assert_allclose(log_part["total_usd"], log_full["total_usd"], rtol=1e-12)
 
 
 def test_fine_tuning_starts_from_the_clone(tmp_path: Path, toy_scenario: Scenario) -> None:
@@ -254,6 +275,18 @@ def test_fine_tuning_starts_from_the_clone(tmp_path: Path, toy_scenario: Scenari
 
 
 def test_imitation_config_is_checked() -> None:
+    for algo, hp, field in [
+        ("bc", {"epochs": 0}, "epochs"),
+        ("bc", {"batch_size": 2.5}, "batch_size"),
+        ("bc", {"gamma": 1.5}, "gamma"),
+        ("bc", {"value_coef": -1}, "value_coef"),
+        ("dagger", {"round_steps": 0}, "round_steps"),
+        ("dagger", {"solves_per_day": 0}, "solves_per_day"),
+        ("dagger", {"solve_time_limit": 0}, "solve_time_limit"),
+        ("dagger", {"demo_steps": 100_000}, "demo_steps"),  # not fewer than the run's timesteps
+    ]:
+        with pytest.raises(ValueError, match=rf"hyperparams\['{field}'\]"):
+            TrainConfig(algo=algo, hyperparams=hp)
     with pytest.raises(ValueError, match="policy"):
         TrainConfig(algo="bc", policy="mlp")
     with pytest.raises(ValueError, match="norm_obs"):
@@ -264,6 +297,8 @@ def test_imitation_config_is_checked() -> None:
         TrainConfig(algo="bc", hyperparams={"learning_rate": "fast"})
     with pytest.raises(ValueError, match="init_from"):
         TrainConfig(algo="ppo", init_from="runs/bc/model.zip")
+    with pytest.raises(ValueError, match="init_from"):
+        TrainConfig(init_from="runs/bc/model.zip", norm_obs=True)
 
 
 def test_cli_trains_a_clone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
