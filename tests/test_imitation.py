@@ -16,7 +16,14 @@ from brute import brute_force_after, tiny_instance
 from conftest import make_toy_instance
 
 from agents.evaluate import Agent, evaluation_instances, play
-from agents.imitation import Samples, discounted_returns, relabel, relabel_points, supervised_epoch
+from agents.imitation import (
+    Samples,
+    discounted_returns,
+    expert_view,
+    relabel,
+    relabel_points,
+    supervised_epoch,
+)
 from agents.policies import MaskableRegionPolicy
 from agents.train import TrainConfig, train
 from baselines.heuristics import make_heuristic
@@ -139,16 +146,16 @@ def test_behaviour_cloning_reproduces_a_fixed_expert_exactly(toy_scenario: Scena
 
 
 # ------------------------------------------------------------------------------------------- DAgger
-@pytest.mark.parametrize("seed", range(4))
-def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "share"), [(0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 0.6), (5, 0.6)])
+def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int, share: float) -> None:
     """Every label DAgger gives is an action with which the best completion of the episode, after the
-    placements before it, costs the brute-force optimum of that rest; the state at each relabelling point
-    is the learner's own."""
+    placements before it, costs the brute-force optimum of that rest (of the episode the oracle plans, with
+    ``share`` of the capacity); the state at each relabelling point is the learner's own."""
     inst = tiny_instance(seed, 7, 3)
     rng = np.random.default_rng(seed)
     learner = make_heuristic("random", inst, seed=seed).plan(inst, SCALE)  # a feasible, poor learner
     points = relabel_points(inst.num_tasks, 3, rng)
-    lab = relabel(inst, learner, points, reward_scale=SCALE, gamma=0.99)
+    lab = relabel(inst, learner, points, reward_scale=SCALE, gamma=0.99, expert_capacity=share)
     assert lab.solves == points.size == len(lab.continuations)
     learner_trace = trace(inst, learner, SCALE)
     row = 0
@@ -156,10 +163,12 @@ def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int) -> Non
     for p, q, cont in zip(points.tolist(), ends, lab.continuations, strict=True):
         np.testing.assert_array_equal(cont[:p], learner[:p])  # the learner's placements are kept
         np.testing.assert_array_equal(lab.samples.obs[row], learner_trace.obs[p])  # the learner's state
+        view = expert_view(inst, share, learner[:p])
+        np.testing.assert_array_less(view.capacity_gpu_s, inst.capacity_gpu_s * (1 + 1e-12) + 1e-12)
         for j in range(p, q):
             assert lab.samples.action[row] == cont[j]
-            best_rest = brute_force_after(inst, cont[:j])
-            with_label = brute_force_after(inst, cont[: j + 1])
+            best_rest = brute_force_after(view, cont[:j])
+            with_label = brute_force_after(view, cont[: j + 1])
             assert with_label == pytest.approx(best_rest, rel=1e-6, abs=1e-9)
             row += 1
     assert row == len(lab.samples)
@@ -167,6 +176,17 @@ def test_dagger_labels_are_the_brute_force_optimum_of_the_rest(seed: int) -> Non
         relabel(inst, learner, [inst.num_tasks], reward_scale=SCALE, gamma=0.99)
     none = relabel(inst, learner, [], reward_scale=SCALE, gamma=0.99)
     assert none.solves == len(none.samples) == 0 and none.samples.obs.shape[1] == learner_trace.obs.shape[1]
+
+
+def test_the_expert_view_leaves_slack_but_keeps_a_prefix(toy_scenario: Scenario) -> None:
+    inst = evaluation_instances(toy_scenario, [7], TASKS)[0]
+    assert expert_view(inst, 1.0) is inst
+    np.testing.assert_allclose(expert_view(inst, 0.5).capacity_gpu_s, 0.5 * inst.capacity_gpu_s)
+    plan = make_heuristic("greedy", inst).plan(inst, SCALE)
+    view = expert_view(inst, 0.1, plan[:30])
+    assert solve_hindsight(view, fixed=plan[:30]).status == "optimal"  # the prefix fits the smaller capacity
+    assert (view.capacity_gpu_s >= 0.1 * inst.capacity_gpu_s).all()
+    assert (view.capacity_gpu_s <= inst.capacity_gpu_s).all()
 
 
 def test_relabel_points_spread_over_the_day() -> None:
@@ -280,6 +300,7 @@ def test_imitation_config_is_checked() -> None:
         ("bc", {"batch_size": 2.5}, "batch_size"),
         ("bc", {"gamma": 1.5}, "gamma"),
         ("bc", {"value_coef": -1}, "value_coef"),
+        ("bc", {"expert_capacity": 0}, "expert_capacity"),
         ("dagger", {"round_steps": 0}, "round_steps"),
         ("dagger", {"solves_per_day": 0}, "solves_per_day"),
         ("dagger", {"solve_time_limit": 0}, "solve_time_limit"),
