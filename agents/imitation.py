@@ -9,7 +9,9 @@ RL fine-tuning (``TrainConfig.init_from``) read it like any other run's model.
   the env's dynamics (:func:`envs.dynamics.trace`): every step gives a sample (observation, action mask, the
   oracle's action, and the discounted return of the oracle's plan from that step, for the critic). The
   loss is the cross-entropy of the masked policy on the oracle's action plus ``value_coef`` times the
-  critic's squared error.
+  critic's squared error on the returns over their standard deviation. The oracle plans with
+  ``expert_capacity`` of each slot's capacity (0.85): the exact optimum packs scarce regions on knowledge
+  of later arrivals that a clone does not have.
 * **DAgger.** Round 0 is behaviour cloning on ``demo_steps`` env steps of oracle days. Each later round
   plays the current policy (deterministic, as evaluated) on ``round_steps`` env steps of new training days
   and relabels the states it reached: at ``solves_per_day`` points ``p`` of each day, the learner's first
@@ -20,7 +22,7 @@ RL fine-tuning (``TrainConfig.init_from``) read it like any other run's model.
   the policy trained ``epochs`` more epochs on them each round.
 
 Budgets are counted in env steps (``TrainConfig.timesteps``: the oracle days' steps and the learner's
-rollout steps) and in oracle solves; the run's ``config.json`` holds every setting. Every random draw
+rollout steps) and in oracle solutions; the run's ``config.json`` holds every setting. Every random draw
 (days, relabelling points, minibatches) derives from ``(seed, round, epoch or day)``, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have.
 
@@ -28,7 +30,8 @@ Run folder (as the SB3 algorithms', see :mod:`agents.train`)::
 
     OUT/config.json, OUT/tb/, OUT/eval/log.csv, OUT/best_model.zip, OUT/model.zip
     OUT/data/round_<RRR>.npz            the samples of each round (observations, masks, labels, returns)
-    OUT/checkpoints/step_<N>_round_<RRR>_epoch_<EEE>.zip (+ .json: round, epoch, clocks, solves)
+    OUT/checkpoints/step_<N>_round_<RRR>_epoch_<EEEE>.zip (+ .json: round, epoch, clocks, solves), written
+        once a round's samples are in (epoch 0000), after every epoch and when a session stops
 """
 
 from __future__ import annotations
