@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from baselines.milp import cached_oracle, solve_hindsight
 from envs.costs import slot_usage_gpu_s
-from envs.dynamics import Trace, trace
+from envs.dynamics import ObsLayout, Trace, trace
 from envs.instance import Instance
 from envs.scenario import Scenario
 from envs.workload import sample_instance
@@ -231,8 +231,6 @@ def relabel(
 
 
 def _empty(inst: Instance) -> Samples:
-    from envs.dynamics import ObsLayout
-
     D, A = ObsLayout.of(inst).size, inst.num_regions + 1
     return Samples(np.empty((0, D), np.float32), np.empty((0, A), bool), np.empty(0, np.int64), np.empty(0, np.float32))
 
