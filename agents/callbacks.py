@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,9 +127,13 @@ class RunClock(BaseCallback):
             self.logger.record("time/steps_per_s", (self.model.num_timesteps - self.steps0) / s)
 
 
-def save_run_state(model: Any, path_zip: Path, clock: RunTimes | None) -> None:
+def save_run_state(model: Any, path_zip: Path, clock: RunTimes | None, extra: dict[str, Any] | None = None) -> None:
     """Save ``model`` to ``path_zip`` with its sidecars: VecNormalize statistics, the replay buffer of an
-    off-policy algorithm, and ``.json`` with the step count and the run's cumulated wall / env time."""
+    off-policy algorithm, and ``.json`` with the step count, the run's cumulated wall / env time and ``extra``.
+
+    The ``.json`` is written last and atomically: a checkpoint without it was cut short (its process was
+    killed), and :func:`latest_checkpoint` passes it over.
+    """
     path_zip.parent.mkdir(parents=True, exist_ok=True)
     model.save(path_zip)
     norm = model.get_vec_normalize_env()
@@ -140,8 +145,12 @@ def save_run_state(model: Any, path_zip: Path, clock: RunTimes | None) -> None:
         "num_timesteps": int(model.num_timesteps),
         "wall_s": clock.wall_s if clock else 0.0,
         "env_s": clock.env_s if clock else 0.0,
+        **(extra or {}),
     }
-    path_zip.with_name(path_zip.name.removesuffix(".zip") + ".json").write_text(json.dumps(state))
+    sidecar = path_zip.with_name(path_zip.name.removesuffix(".zip") + ".json")
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, sidecar)
 
 
 class Checkpoint(BaseCallback):
@@ -169,8 +178,8 @@ class Checkpoint(BaseCallback):
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint with the most steps in ``directory``, or ``None``."""
-    found = sorted(Path(directory).glob("step_*.zip"))
+    """The complete checkpoint (its ``.json`` written) with the most steps in ``directory``, or ``None``."""
+    found = [p for p in sorted(Path(directory).glob("step_*.zip")) if p.with_suffix(".json").is_file()]
     return found[-1] if found else None
 
 
@@ -185,7 +194,8 @@ class RegretEval(BaseCallback):
     TensorBoard: ``eval/total_usd``, ``eval/relative_regret`` (mean over episodes of
     ``(cost - oracle) / oracle``; NaN without oracle), ``eval/vs_reference`` (mean relative gap to the
     reference policy, e.g. greedy). The same figures are appended to ``log_csv``. The policy with the lowest
-    mean cost so far is saved to ``best_zip`` (with its sidecars).
+    mean cost so far is saved to ``best_zip`` (with its sidecars). ``on_eval`` is then called with the row (a
+    sweep reports it to Ray Tune).
     """
 
     def __init__(
@@ -198,8 +208,10 @@ class RegretEval(BaseCallback):
         best_zip: Path | None,
         algo: str,
         clock: RunTimes | None = None,
+        on_eval: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         super().__init__()
+        self.on_eval = on_eval
         self.instances = list(instances)
         self.oracle = np.asarray(oracle_usd, dtype=float)
         self.reference = np.asarray(reference_usd, dtype=float)
@@ -253,4 +265,6 @@ class RegretEval(BaseCallback):
             self.best = row["total_usd"]
             if self.best_zip is not None:
                 save_run_state(self.model, self.best_zip, self.clock)
+        if self.on_eval is not None:
+            self.on_eval(row)
         return row

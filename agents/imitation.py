@@ -352,8 +352,10 @@ def run_imitation(
     out: Path,
     ckpt: Path | None,
     log: Callable[[str], Any],
+    on_eval: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train ``cfg`` (algo ``bc`` or ``dagger``) in ``out``, from ``ckpt`` when resuming; see the module doc."""
+    """Train ``cfg`` (algo ``bc`` or ``dagger``) in ``out``, from ``ckpt`` when resuming; see the module doc.
+    ``on_eval``: called with each evaluation's row (:class:`agents.callbacks.RegretEval`)."""
     from stable_baselines3.common.logger import configure
 
     from agents.callbacks import save_run_state
@@ -369,7 +371,7 @@ def run_imitation(
         done = f"round {at.round}, {at.epoch + 1} epochs done"
         log(f"resuming {out} from {ckpt.name} at {model.num_timesteps} steps ({done})")
     model.set_logger(configure(str(out / "tb" / f"{cfg.algo}_1"), ["tensorboard"]))
-    evaluator = _evaluator(cfg, eval_scen, out, model, clock)
+    evaluator = _evaluator(cfg, eval_scen, out, model, clock, on_eval)
     cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else out / "oracle"
     rounds, epochs = _num_rounds(cfg, hp), int(hp["epochs"])
     lr_of = _lr_schedule(hp["learning_rate"])
@@ -379,16 +381,7 @@ def run_imitation(
     saved = ckpt
 
     def save(path: Path) -> Path:
-        save_run_state(model, path, clock)
-        sidecar = {
-            "num_timesteps": int(model.num_timesteps),
-            **dataclasses.asdict(at),
-            "wall_s": clock.wall_s,
-            "env_s": clock.env_s,
-            "oracle_s": clock.oracle_s,
-            "net_s": clock.net_s,
-        }
-        path.with_name(path.name.removesuffix(".zip") + ".json").write_text(json.dumps(sidecar))
+        save_run_state(model, path, clock, {**dataclasses.asdict(at), "oracle_s": clock.oracle_s, "net_s": clock.net_s})
         return path
 
     def checkpoint() -> Path:
@@ -449,7 +442,14 @@ def run_imitation(
     )
 
 
-def _evaluator(cfg: TrainConfig, eval_scen: Scenario, out: Path, model: Any, clock: Clock) -> Any:
+def _evaluator(
+    cfg: TrainConfig,
+    eval_scen: Scenario,
+    out: Path,
+    model: Any,
+    clock: Clock,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+) -> Any:
     """The run's evaluation on its fixed validation days (:class:`agents.callbacks.RegretEval`), or None."""
     from agents.callbacks import RegretEval
     from agents.train import evaluation_setup
@@ -458,7 +458,7 @@ def _evaluator(cfg: TrainConfig, eval_scen: Scenario, out: Path, model: Any, clo
         return None
     instances, oracle, greedy = evaluation_setup(cfg, eval_scen, out / "eval")
     log_csv, best = out / "eval" / "log.csv", out / "best_model.zip"
-    evaluator = RegretEval(instances, oracle, greedy, 0, log_csv, best, cfg.algo, clock)
+    evaluator = RegretEval(instances, oracle, greedy, 0, log_csv, best, cfg.algo, clock, on_eval)
     evaluator.init_callback(model)
     return evaluator
 

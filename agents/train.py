@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,11 +369,18 @@ def _prune_eval_log(log_csv: Path, steps: int) -> None:
         log[log["timesteps"] <= steps].to_csv(log_csv, index=False)
 
 
-def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = None, log: Any = print) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    scenario: Scenario | None = None,
+    log: Any = print,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train (or, with ``resume``, continue) the run ``cfg.out``; see the module docstring for its files.
 
     ``scenario`` overrides ``cfg.scenario`` (for scenarios built in code; such a run cannot be resumed from
-    the command line, which reloads the scenario by name).
+    the command line, which reloads the scenario by name). ``on_eval`` is called with each evaluation's row
+    of ``eval/log.csv`` as it is written.
     """
     out = Path(cfg.out)
     cfg_path = out / "config.json"
@@ -421,8 +428,8 @@ def train(cfg: TrainConfig, resume: bool = False, scenario: Scenario | None = No
         scen = eval_scen = Scenario.load(cfg.scenario)
     with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
         if cfg.algo in IMITATION_ALGOS:
-            return run_imitation(cfg, scen, eval_scen, out, ckpt, log)
-        return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log)
+            return run_imitation(cfg, scen, eval_scen, out, ckpt, log, on_eval)
+        return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log, on_eval)
 
 
 def _train(
@@ -435,6 +442,7 @@ def _train(
     eval_dir: Path,
     tb: Path,
     log: Any,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     venv = build_env(cfg, scen)
     wall0 = env0 = 0.0
@@ -457,7 +465,15 @@ def _train(
     if cfg.eval_every > 0 and cfg.eval_episodes > 0:
         instances, oracle, greedy = evaluation_setup(cfg, eval_scen, eval_dir)
         evaluator = RegretEval(
-            instances, oracle, greedy, cfg.eval_every, eval_dir / "log.csv", out / "best_model.zip", cfg.algo, clock
+            instances,
+            oracle,
+            greedy,
+            cfg.eval_every,
+            eval_dir / "log.csv",
+            out / "best_model.zip",
+            cfg.algo,
+            clock,
+            on_eval,
         )
         callbacks.append(evaluator)
     limit = WallClockLimit(cfg.max_minutes * 60) if cfg.max_minutes is not None else None

@@ -24,7 +24,7 @@ import math
 import os
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -127,14 +127,17 @@ class Certificate:
             raise StaleCertificate(f"{where}: gap {self.gap:.2e} above {WORST_GAP:g}: it bounds no regret closely")
 
 
-def certify(inst: Instance, time_limit_s: float | None = 60.0) -> Certificate:
-    """Solve ``inst``'s hindsight optimum (:func:`baselines.milp.solve_hindsight`) into a certificate."""
+def certify(inst: Instance, time_limit_s: float | None = 60.0, threads: int | None = None) -> Certificate:
+    """Solve ``inst``'s hindsight optimum (:func:`baselines.milp.solve_hindsight`) into a certificate.
+
+    ``threads``: blocks the solver works on side by side (its ``workers``; default: its own).
+    """
     from baselines.milp import solve_hindsight  # the MILP is needed to make certificates, not to read them
 
     if inst.seed is None:
         raise ValueError("instance has no seed: expected an episode drawn from a seed (Task.instances)")
     t = time.perf_counter()
-    res = solve_hindsight(inst, time_limit_s=time_limit_s, mip_rel_gap=TARGET_GAP)
+    res = solve_hindsight(inst, time_limit_s=time_limit_s, mip_rel_gap=TARGET_GAP, workers=threads)
     return Certificate(
         seed=int(inst.seed),
         start_hour=int(inst.start_hour),
@@ -148,31 +151,67 @@ def certify(inst: Instance, time_limit_s: float | None = 60.0) -> Certificate:
     )
 
 
+def certify_hard(inst: Instance, time_limit_s: float | None, threads: int | None = None) -> Certificate:
+    """:func:`certify`; an episode left above :data:`WORST_GAP` is solved once more with four times the time."""
+    cert = certify(inst, time_limit_s, threads)
+    if cert.gap > WORST_GAP and time_limit_s is not None:
+        cert = min(cert, certify(inst, 4 * time_limit_s, threads), key=lambda c: c.gap)
+    return cert
+
+
 def make_certificates(
     task: Task,
     split: str = "test",
     time_limit_s: float | None = 60.0,
     folder: str | Path | None = None,
-    progress: Callable[[Iterable[Instance]], Iterable[Instance]] = iter,
+    progress: Callable[[Iterable[Certificate]], Iterable[Certificate]] = iter,
+    *,
+    workers: int = 1,
+    backend: str = "process",
+    address: str | None = None,
 ) -> Path:
     """Certify every fixed episode of ``task``'s ``split`` and write the file; returns its path.
 
     An episode that ends above :data:`WORST_GAP` is solved again with four times ``time_limit_s``; if it
     still does, ``RuntimeError`` is raised (writing nothing): a certificate
     must bound the regret it is used for to at most 0.01% of the optimum.
+
+    Episodes are solved ``workers`` at a time on ``backend`` (:func:`benchmark.parallel.pmap`; with more than
+    one worker each solve uses one thread, on either backend, so both write the same file). ``progress``
+    wraps the stream of finished certificates (a progress bar). Finished episodes are kept in
+    ``<task>-<split>.partial.npz`` as they arrive: an interrupted run resumes from them.
     """
+    from benchmark.parallel import check_backend, pmap
+
+    check_backend(backend, workers)
     path = certificate_path(task, split, folder)
-    partial = path.with_name(f"{path.stem}.partial.npz")  # episodes done so far: an interrupted run resumes
+    partial = path.with_name(f"{path.stem}.partial.npz")
     done = {(c.seed, c.start_hour, c.episode_digest): c for c in _read_file(partial, task, split, missing_ok=True)}
-    certs: list[Certificate] = []
-    for inst in progress(task.instances(split)):
+    instances = task.instances(split)
+
+    def reusable(inst: Instance) -> Certificate | None:
         cert = done.get((int(inst.seed or 0), inst.start_hour, inst.digest(portable=True)))
-        if cert is None or cert.cost_digest != cost_digest(inst) or cert.gap > WORST_GAP:
-            cert = certify(inst, time_limit_s)
-            if cert.gap > WORST_GAP and time_limit_s is not None:  # a hard day: once more with four times the time
-                cert = min(cert, certify(inst, 4 * time_limit_s), key=lambda c: c.gap)
-        certs.append(cert)
-        write_certificates(partial, task, split, certs)
+        ok = cert is not None and cert.cost_digest == cost_digest(inst) and cert.gap <= WORST_GAP
+        return cert if ok else None
+
+    kept = [reusable(inst) for inst in instances]
+    todo = [i for i, c in enumerate(kept) if c is None]
+    threads = 1 if workers > 1 or address is not None else None
+    solved = pmap(
+        certify_hard,
+        [(instances[i], time_limit_s, threads) for i in todo],
+        workers=workers,
+        backend=backend,
+        address=address,
+    )
+    certs = [c for c in kept if c is not None]
+    reused = len(certs)
+    for k, cert in enumerate(progress(_chain(certs, solved))):
+        if k >= reused:  # a new solve: kept at once
+            certs.append(cert)
+            write_certificates(partial, task, split, certs)
+    order = {(c.seed, c.start_hour): c for c in certs}
+    certs = [order[(int(inst.seed or 0), inst.start_hour)] for inst in instances]
     worst = max(certs, key=lambda c: c.gap)
     if worst.gap > WORST_GAP:
         raise RuntimeError(
@@ -180,8 +219,13 @@ def make_certificates(
             f"{worst.solve_s:.0f} s: expected at most {WORST_GAP:g}; give it more time (time_limit_s = {time_limit_s})"
         )
     write_certificates(path, task, split, certs)
-    partial.unlink()
+    partial.unlink(missing_ok=True)
     return path
+
+
+def _chain(first: list[Certificate], rest: Iterable[Certificate]) -> Iterator[Certificate]:
+    yield from list(first)
+    yield from rest
 
 
 def write_certificates(path: Path, task: Task, split: str, certs: list[Certificate]) -> None:

@@ -24,6 +24,7 @@ unmasked algorithms, PPO, A2C, DQN, run the overflow action instead, as they did
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -66,6 +67,7 @@ class Policy:
     knows: str
     plans: PlanFn
     check: Callable[[Task], None] | None = None  # raises ValueError if the policy cannot play the task
+    spec: str | None = None  # the string it was resolved from: another process can resolve it again
 
 
 def _heuristic(name: str) -> Policy:
@@ -226,13 +228,17 @@ def _user(spec: str) -> Policy:
 
 def resolve_policy(policy: str | Policy | Any) -> Policy:
     """A :class:`Policy` from a name, a path, ``module:attr``, or an object / function (see the module docstring)."""
-    from baselines.heuristics import HEURISTICS
-
     if isinstance(policy, Policy):
         return policy
     if not isinstance(policy, str):
         name = getattr(policy, "name", None) or getattr(policy, "__name__", None) or type(policy).__name__
         return _stepper(str(name), KNOWS["user"], policy)
+    return dataclasses.replace(_resolve_name(policy), spec=policy)
+
+
+def _resolve_name(policy: str) -> Policy:
+    from baselines.heuristics import HEURISTICS
+
     if policy in HEURISTICS:
         return _heuristic(policy)
     if policy == "rolling_milp":
@@ -262,6 +268,9 @@ def evaluate(
     *,
     certificates: str | Path | None = None,
     progress: bool = True,
+    workers: int = 1,
+    backend: str = "process",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Play ``policy`` (or several) on the fixed episodes of ``split`` of each task; one row per episode.
 
@@ -271,7 +280,15 @@ def evaluate(
     ``score`` and ``seconds`` (the policy's planning time for the episode; the oracle's: its solve time).
     Every policy and task is checked before any long work starts; the certificates are checked against
     today's episodes and cost model.
+
+    ``workers`` > 1 plans the (task, policy) pairs side by side on ``backend`` (:func:`benchmark.parallel.pmap`;
+    ``address``: a Ray cluster). Only policies named by a string can be planned in another process; objects
+    are planned here. The rows are the same on any backend, but for ``seconds``, which then counts time on
+    shared cores.
     """
+    from benchmark.parallel import check_backend, pmap
+
+    check_backend(backend, workers)
     items = list(policy) if isinstance(policy, list | tuple) else [policy]
     policies = [resolve_policy(p) for p in items]
     names = [p.name for p in policies]
@@ -283,21 +300,38 @@ def evaluate(
             if pol.check is not None:
                 pol.check(task)
     optima = {t.name: load_optima(t, split, certificates) for t in chosen}
-    local = _heuristic("local")
+    # (task, key, policy): the key None is the 'local' heuristic, every score's reference
+    pairs = [(t, k, p) for t in chosen for k, p in [(None, resolve_policy("local")), *((p.name, p) for p in policies)]]
+    elsewhere = workers > 1 or address is not None
+    remote = [elsewhere and p.spec is not None and p.plans is not _oracle_plans for _, _, p in pairs]
+    bar = tqdm(total=len(pairs), desc="benchmark", unit="task x policy", disable=not progress)
+    planned: dict[tuple[str, str | None], tuple[list[NDArray[np.int64]], list[float]]] = {}
+    far = [pair for pair, r in zip(pairs, remote, strict=True) if r]
+    jobs = [(_portable(p.spec or ""), t, [inst for inst, _ in optima[t.name]]) for t, _, p in far]
+    results = pmap(_plans_of, jobs, workers=workers, backend=backend, address=address)
+    for (task, key, pol), result in zip(far, results, strict=True):
+        planned[task.name, key] = result
+        bar.set_postfix_str(f"{task.name} / {pol.name}")
+        bar.update()
+    for task, key, pol in (pair for pair, r in zip(pairs, remote, strict=True) if not r):
+        bar.set_postfix_str(f"{task.name} / {pol.name}")
+        certs = [cert for _, cert in optima[task.name]]
+        if pol.plans is _oracle_plans:
+            planned[task.name, key] = [c.plan for c in certs], [c.solve_s for c in certs]
+        else:
+            planned[task.name, key] = _timed(pol, task, [inst for inst, _ in optima[task.name]])
+        bar.update()
+    bar.close()
     rows = []
-    bar = tqdm(total=len(chosen) * len(policies), desc="benchmark", unit="task x policy", disable=not progress)
     for task in chosen:
-        pairs = optima[task.name]
-        instances = [inst for inst, _ in pairs]
-        local_plans = local.plans(task, instances)
+        instances = [inst for inst, _ in optima[task.name]]
+        local_plans, _ = planned[task.name, None]
         local_cost = [evaluate_plan(i, p).total_usd for i, p in zip(instances, local_plans, strict=True)]
         for pol in policies:
-            bar.set_postfix_str(f"{task.name} / {pol.name}")
-            if pol.plans is _oracle_plans:
-                plans, seconds = [cert.plan for _, cert in pairs], [cert.solve_s for _, cert in pairs]
-            else:
-                plans, seconds = _timed(pol, task, instances)
-            for e, ((inst, cert), plan, sec, j_local) in enumerate(zip(pairs, plans, seconds, local_cost, strict=True)):
+            plans, seconds = planned[task.name, pol.name]
+            for e, ((inst, cert), plan, sec, j_local) in enumerate(
+                zip(optima[task.name], plans, seconds, local_cost, strict=True)
+            ):
                 cost = evaluate_plan(inst, plan).summary()
                 rows.append(
                     {
@@ -316,9 +350,19 @@ def evaluate(
                         "seconds": sec,
                     }
                 )
-            bar.update()
-    bar.close()
     return add_scores(pd.DataFrame(rows))
+
+
+def _portable(spec: str) -> str:
+    """``spec`` as another process resolves it: a model path made absolute (a worker may start elsewhere)."""
+    if "{task}" in spec or spec.endswith(".zip"):
+        return str(Path(spec).absolute())
+    return spec
+
+
+def _plans_of(spec: str, task: Task, instances: Sequence[Instance]) -> tuple[list[NDArray[np.int64]], list[float]]:
+    """A policy's plans of ``instances`` and their planning times, in a worker process (see :func:`evaluate`)."""
+    return _timed(resolve_policy(spec), task, instances)
 
 
 def _timed(pol: Policy, task: Task, instances: Sequence[Instance]) -> tuple[list[NDArray[np.int64]], list[float]]:

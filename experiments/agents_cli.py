@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,26 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from agents.sweep import load_sweep, run_sweep
+    from benchmark.parallel import require_ray
+
+    cfg = load_sweep(args.config)  # a bad file fails before Ray starts
+    require_ray("geoinfer sweep")
+    t = time.perf_counter()
+    table = run_sweep(cfg, args.out, address=args.address, resume=args.resume)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4f}".format):
+        print(table.drop(columns=["run"]).to_string(index=False))
+    out = Path(args.out)
+    print(
+        f"sweep {cfg.name}: {len(table)} trials in {time.perf_counter() - t:.0f} s -> {out / 'results.csv'}, "
+        f"{out / 'sweep.png'}"
+    )
+    return 0
+
+
 def add_subcommands(sub: Any) -> None:
     """Register ``geoinfer train`` and ``geoinfer evaluate`` on an argparse subparsers object."""
     tr = sub.add_parser(
@@ -219,6 +240,20 @@ def add_subcommands(sub: Any) -> None:
     ds.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="oracle time per day")
     ds.add_argument("--out", required=True, metavar="DIR", help="Minari's datasets folder (MINARI_DATASETS_PATH)")
     ds.set_defaults(func=cmd_dataset)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="a Ray Tune sweep of training runs (tasks x algos x seeds x a hyperparameter grid), early stopping",
+        description="Run every trial of SWEEP.toml (see agents.sweep) on Ray Tune with ASHA early stopping on the "
+        "validation regret; each trial is a run folder in DIR/trials. Needs the ray extra.",
+    )
+    sw.add_argument("--config", required=True, metavar="SWEEP.toml", help="the sweep (see agents/sweep.py)")
+    sw.add_argument("--out", required=True, metavar="DIR", help="sweep folder (shared storage on a cluster)")
+    sw.add_argument(
+        "--address", default=None, metavar="auto|HOST:PORT", help="a Ray cluster (default: an embedded Ray here)"
+    )
+    sw.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
+    sw.set_defaults(func=cmd_sweep)
 
     ev = sub.add_parser(
         "evaluate",

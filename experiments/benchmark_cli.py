@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmark.parallel import add_backend_arguments
 from envs.tasks import EVAL_SPLITS, TASKS, select_tasks
 
 
@@ -35,7 +36,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     t = time.perf_counter()
-    df = benchmark.evaluate(args.policy, tasks=args.tasks, split=args.split, certificates=args.certificates)
+    df = benchmark.evaluate(
+        args.policy,
+        tasks=args.tasks,
+        split=args.split,
+        certificates=args.certificates,
+        workers=args.workers,
+        backend=args.backend,
+        address=args.address,
+    )
     out.mkdir(parents=True, exist_ok=True)
     # planning times vary run to run: printed, not in the CSV, so that a run reproduces its CSV exactly
     df.drop(columns="seconds").to_csv(out / "episodes.csv", index=False)
@@ -67,8 +76,17 @@ def cmd_certify(args: argparse.Namespace) -> int:
     for split in args.split:
         for task in select_tasks(args.tasks):
             t = time.perf_counter()
-            bar = partial(tqdm, desc=task.name, leave=False)
-            path = make_certificates(task, split, args.time_limit, args.out, progress=bar)
+            bar = partial(tqdm, desc=task.name, leave=False, total=len(task.episodes[split]))
+            path = make_certificates(
+                task,
+                split,
+                args.time_limit,
+                args.out,
+                progress=bar,
+                workers=args.workers,
+                backend=args.backend,
+                address=args.address,
+            )
             certs = read_certificates(task, split, args.out)
             proven = sum(c.status == "optimal" for c in certs)
             print(
@@ -125,6 +143,7 @@ def add_subcommands(sub: Any) -> None:
     bench.add_argument("--certificates", default=None, metavar="DIR", help="certificate folder (default: shipped)")
     bench.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     bench.add_argument("--no-figures", action="store_true", help="write the CSV and the leaderboard only")
+    add_backend_arguments(bench, "(task, policy) pairs planned side by side (default 1)", 1)
     bench.set_defaults(func=cmd_benchmark)
 
     cert = sub.add_parser("certify", help="solve and write the optimality certificates of the tasks' fixed episodes")
@@ -132,6 +151,7 @@ def add_subcommands(sub: Any) -> None:
     cert.add_argument("--split", nargs="+", default=["test", "validation"], choices=EVAL_SPLITS)
     cert.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="per episode (default 60 s)")
     cert.add_argument("--out", default=None, metavar="DIR", help="folder (default: the package's certificates)")
+    add_backend_arguments(cert, "episodes solved side by side, one solver thread each (default 1)", 1)
     cert.set_defaults(func=cmd_certify)
 
     rep = sub.add_parser("replay", help="play one episode with a policy: a map video and a placement report")

@@ -15,7 +15,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark.parallel import add_backend_arguments
 from envs import NAMED_SCENARIOS, Instance, Scenario, metrics, residency_allowed, sample_instance, static_mask
 from envs.spec import read_toml
 
@@ -171,7 +171,7 @@ def solve_policies(cfg: ExperimentConfig, inst: Instance, seed: int) -> dict[str
         if name == "oracle":
             from baselines.milp import solve_hindsight
 
-            # Settings already run in parallel processes: one solver thread each then.
+            # Settings already run in parallel processes: one solver thread each then (on either backend).
             res = solve_hindsight(
                 inst, time_limit_s=cfg.time_limit_s, mip_rel_gap=cfg.mip_rel_gap, workers=1 if cfg.workers > 1 else None
             )
@@ -263,25 +263,30 @@ def add_returns_on_latency(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> pd.DataFrame:
-    """Run every (setting, seed) job, write ``<name>.csv`` and figures into ``out``; return the table."""
+def run_experiment(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    progress: bool = True,
+    backend: str = "process",
+    address: str | None = None,
+) -> pd.DataFrame:
+    """Run every (setting, seed) job, write ``<name>.csv`` and figures into ``out``; return the table.
+
+    Jobs run ``cfg.workers`` at a time on ``backend`` (:func:`benchmark.parallel.pmap`: ``process`` or ``ray``;
+    ``address``: a Ray cluster). The table is the same on either backend.
+    """
+    from benchmark.parallel import pmap
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     Scenario.load(cfg.scenario)  # a bad scenario fails here, once, before any worker starts
-    jobs = [(level, seed) for level in cfg.levels for seed in range(cfg.seeds)]
+    jobs = [(cfg, level, seed) for level in cfg.levels for seed in range(cfg.seeds)]
     rows: list[dict[str, Any]] = []
     t = time.perf_counter()
     bar = tqdm(total=len(jobs), desc=cfg.name, unit="setting", disable=not progress)
-    if cfg.workers == 1:
-        for level, seed in jobs:
-            rows.extend(run_job(cfg, level, seed))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
-            futures = [pool.submit(run_job, cfg, level, seed) for level, seed in jobs]
-            for fut in futures:
-                rows.extend(fut.result())
-                bar.update()
+    for job_rows in pmap(run_job, jobs, workers=cfg.workers, backend=backend, address=address):
+        rows.extend(job_rows)
+        bar.update()
     bar.close()
     df = pd.DataFrame(rows)
     if cfg.name == "frontier":
@@ -336,9 +341,14 @@ def main(
     quick: bool,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    backend: str = "process",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     cfg = load_config(name, config, seeds, quick)
-    df = run_experiment(cfg, out, progress)
+    if workers is not None:
+        cfg = dataclasses.replace(cfg, workers=workers)
+    df = run_experiment(cfg, out, progress, backend, address)
     echo(f"{name}: {len(df)} rows in {df.attrs['elapsed_s']:.1f} s -> {Path(out) / (name + '.csv')}")
     echo(format_table(df, name))
     if "status" in df.columns:
@@ -364,9 +374,19 @@ def add_subcommands(sub: Any) -> None:
         p.add_argument("--config", metavar="FILE", help=f"TOML overriding experiments/configs/{name}.toml")
         p.add_argument("--seeds", type=int, default=None, help="episodes per setting (seeds 0..N-1)")
         p.add_argument("--quick", action="store_true", help="a small, fast version (tests, smoke runs)")
+        add_backend_arguments(p, "settings solved side by side (default: the config's workers)")
         p.set_defaults(func=_cmd_experiment, experiment=name)
 
 
 def _cmd_experiment(args: Any) -> int:
-    main(args.experiment, args.out, args.config, args.seeds, args.quick)
+    main(
+        args.experiment,
+        args.out,
+        args.config,
+        args.seeds,
+        args.quick,
+        backend=args.backend,
+        address=args.address,
+        workers=args.workers,
+    )
     return 0

@@ -43,12 +43,18 @@ n1 (DE, EU): regional = EU/EEA = {B, C}, domestic = DE only = {B}; global = ever
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from envs import CostParams, Instance, Scenario
+
+# Ray clusters started by tests (tests/test_parallel.py, tests/test_sweep.py) listen on the loopback interface
+# only. Ray reads this when it is first imported, so it is set before any test imports it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 T, F = True, False
 

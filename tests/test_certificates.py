@@ -101,18 +101,18 @@ def test_missing_or_foreign_files_say_what_to_do(tmp_path: Path) -> None:
 def test_an_interrupted_certification_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     task, real, calls = get_task("residency"), cm.certify, []
 
-    def failing(inst, time_limit_s):  # type: ignore[no-untyped-def]
+    def failing(inst, *args):  # type: ignore[no-untyped-def]
         if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(inst.seed)
-        return real(inst, time_limit_s)
+        return real(inst, *args)
 
     monkeypatch.setattr(cm, "certify", failing)
     with pytest.raises(KeyboardInterrupt):
         cm.make_certificates(task, "validation", 30, tmp_path)
     assert (tmp_path / "residency-validation.partial.npz").is_file()
     calls.clear()
-    monkeypatch.setattr(cm, "certify", lambda inst, t: calls.append(inst.seed) or real(inst, t))
+    monkeypatch.setattr(cm, "certify", lambda inst, *a: calls.append(inst.seed) or real(inst, *a))
     path = cm.make_certificates(task, "validation", 30, tmp_path)
     assert len(calls) == len(task.episodes["validation"]) - 2  # the first two were kept
     assert not (tmp_path / "residency-validation.partial.npz").exists()

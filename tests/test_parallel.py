@@ -1,0 +1,132 @@
+"""The parallel backends: a local process pool and Ray give the same certificates and benchmark rows as one process.
+
+The Ray tests need the optional extra (``pip install -e ".[ray]"``) and are skipped without it; they start an
+embedded Ray on the loopback interface, shared by the session and stopped at its end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import benchmark
+from benchmark import certificates as cm
+from benchmark.parallel import pmap, require_ray
+from envs.tasks import get_task
+
+ROW_KEYS = ["task", "episode", "policy"]
+
+
+def _rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Everything but the planning times, which depend on the machine's load."""
+    return df.drop(columns=["seconds"]).sort_values(ROW_KEYS).reset_index(drop=True)
+
+
+def _same_certificates(a: list[cm.Certificate], b: list[cm.Certificate]) -> None:
+    assert [(c.seed, c.start_hour) for c in a] == [(c.seed, c.start_hour) for c in b]
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x.plan, y.plan)
+        assert (x.objective_usd, x.dual_bound_usd, x.status) == (y.objective_usd, y.dual_bound_usd, y.status)
+
+
+def test_pmap_keeps_the_input_order_and_raises_a_worker_error() -> None:
+    # a worker process imports the function by name: a library's, as a test module may not import there
+    assert list(pmap(statistics.mean, [([2, 4],), ([1],), ([1, 2, 3],)], workers=2)) == [3, 1, 2]
+    assert list(pmap(statistics.mean, [([3],)], workers=1)) == [3]
+    with pytest.raises(statistics.StatisticsError):
+        list(pmap(statistics.mean, [([1],), ([],)], workers=2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"backend": "dask"}, "backend = 'dask': expected one of"),
+        ({"workers": 0}, "workers = 0: expected an integer >= 1"),
+        ({"address": "auto"}, "only the ray backend connects"),
+    ],
+)
+def test_pmap_refuses_bad_settings_by_name(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        list(pmap(statistics.mean, [([1],)], **kwargs))
+
+
+def test_a_missing_ray_says_how_to_install_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ImportError, match=r"geoinfer sweep needs Ray.*geoinfer\[ray\]"):
+        require_ray("geoinfer sweep")
+    with pytest.raises(ImportError, match=r"pip install"):
+        list(pmap(statistics.mean, [([1],)], backend="ray"))
+
+
+def test_the_benchmark_on_a_process_pool_equals_one_process() -> None:
+    pols = ["greedy", "nearest", "oracle", "rolling_milp"]
+    one = benchmark.evaluate(pols, tasks="residency,hubs", progress=False)
+    pool = benchmark.evaluate(pols, tasks="residency,hubs", progress=False, workers=2)
+    pd.testing.assert_frame_equal(_rows(one), _rows(pool))
+
+
+def test_certificates_on_a_process_pool_equal_one_process(tmp_path: Path) -> None:
+    task = get_task("residency")
+    one = cm.make_certificates(task, "validation", 30, tmp_path / "one")
+    pool = cm.make_certificates(task, "validation", 30, tmp_path / "pool", workers=2)
+    # one process lets the solver use two threads, the pool one per episode: the optima agree, not the plans
+    for x, y in zip(
+        cm.read_certificates(task, "validation", one.parent),
+        cm.read_certificates(task, "validation", pool.parent),
+        strict=True,
+    ):
+        assert (x.seed, x.start_hour, x.status) == (y.seed, y.start_hour, "optimal")
+        assert y.objective_usd == pytest.approx(x.objective_usd, rel=2e-6)
+
+
+# --- Ray (optional extra)
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[object]:
+    ray = pytest.importorskip("ray")
+    from benchmark.parallel import init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.ray
+def test_ray_listens_on_the_loopback_interface_only(ray_local) -> None:  # type: ignore[no-untyped-def]
+    nodes = ray_local.nodes()
+    assert nodes and all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)
+
+
+@pytest.mark.ray
+def test_pmap_on_ray_keeps_the_order_and_raises_a_task_error(ray_local) -> None:  # type: ignore[no-untyped-def]
+    assert list(pmap(statistics.mean, [([2, 4],), ([1],), ([1, 2, 3],)], workers=2, backend="ray")) == [3, 1, 2]
+    with pytest.raises(statistics.StatisticsError):
+        list(pmap(statistics.mean, [([1],), ([],)], workers=2, backend="ray"))
+
+
+@pytest.mark.ray
+def test_certificates_on_ray_equal_the_process_pool(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    task = get_task("residency")
+    pool = cm.make_certificates(task, "validation", 30, tmp_path / "pool", workers=2)
+    on_ray = cm.make_certificates(task, "validation", 30, tmp_path / "ray", workers=2, backend="ray")
+    _same_certificates(
+        cm.read_certificates(task, "validation", pool.parent), cm.read_certificates(task, "validation", on_ray.parent)
+    )
+
+
+@pytest.mark.ray
+def test_the_benchmark_on_ray_equals_the_process_pool(ray_local) -> None:  # type: ignore[no-untyped-def]
+    pols = ["greedy", "online_mpc", "oracle"]
+    pool = benchmark.evaluate(pols, tasks="residency,hubs", progress=False, workers=2)
+    on_ray = benchmark.evaluate(pols, tasks="residency,hubs", progress=False, workers=2, backend="ray")
+    pd.testing.assert_frame_equal(_rows(pool), _rows(on_ray))

@@ -1,0 +1,199 @@
+"""``geoinfer sweep``: the sweep file is checked by name; on Ray, a sweep spreads over the nodes of a cluster,
+survives losing a node and resumes after its driver was killed.
+
+The Ray tests need the optional extra (``pip install -e ".[ray]"``) and are skipped without it. Their clusters
+run on this machine's loopback interface (tests/conftest.py) and are shut down by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agents.sweep import ATTEMPTS, load_sweep
+
+TINY = """
+name = "tiny"
+tasks = ["residency"]
+algos = ["maskable_ppo"]
+seeds = [0, 1]
+timesteps = {timesteps}
+eval_every = 512
+
+[grid]
+learning_rate = ["lin_3e-4", "lin_1e-3"]
+n_steps = [64]
+
+[train]
+num_envs = 2
+eval_episodes = 1
+eval_tasks = 60
+num_tasks = 60
+oracle_time_limit_s = 10
+
+[scheduler]
+kind = "{kind}"
+
+[resources]
+max_failures = 3
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _tiny(tmp_path: Path, timesteps: int = 1024, kind: str = "fifo") -> Path:
+    return _write(tmp_path, TINY.format(timesteps=timesteps, kind=kind))
+
+
+def test_a_sweep_file_is_the_product_of_its_lists(tmp_path: Path) -> None:
+    cfg = load_sweep(_tiny(tmp_path))
+    specs = cfg.trials(tmp_path / "out")
+    assert len(specs) == 4  # 2 seeds x 2 learning rates
+    assert len({s["name"] for s in specs}) == 4 and len({s["train"]["out"] for s in specs}) == 4
+    assert {(s["seed"], s["hyperparams"]["learning_rate"]) for s in specs} == {
+        (0, "lin_3e-4"),
+        (0, "lin_1e-3"),
+        (1, "lin_3e-4"),
+        (1, "lin_1e-3"),
+    }
+    assert all(s["train"]["num_envs"] == 2 and s["train"]["checkpoint_every"] == 512 for s in specs)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (("seeds = [0, 1]", "seeds = [0, 1]\nepochs = 3"), r"unknown keys \['epochs'\]"),
+        (('algos = ["maskable_ppo"]', 'algos = ["ppo2"]'), r"algos = \('ppo2',\): expected names among"),
+        (("n_steps = [64]", "n_step = [64]"), r"hyperparams.*expected keys among"),
+        (("num_envs = 2", "num_envs = 2\nseed = 3"), r"train = .*no keys the sweep sets itself \(\['seed'\]"),
+        (("num_envs = 2", "num_envs = 0"), r"TrainConfig.num_envs = 0: expected an integer >= 1"),
+        (("eval_every = 512", "eval_every = 5000"), r"eval_every = 5000: expected an integer in \[1, timesteps"),
+        (('kind = "fifo"', 'kind = "pbt"'), r"scheduler = 'pbt': expected one of"),
+        (("max_failures = 3", "max_failure = 3"), r"unknown keys \['max_failure'\] in \[scheduler\]"),
+        (('learning_rate = ["lin_3e-4", "lin_1e-3"]', "learning_rate = []"), r"grid.learning_rate = \[\]"),
+        (("seeds = [0, 1]\n", ""), r"missing keys \['seeds'\]"),
+    ],
+)
+def test_a_bad_sweep_file_is_refused_by_name(tmp_path: Path, edit: tuple[str, str], match: str) -> None:
+    text = TINY.format(timesteps=1024, kind="fifo")
+    assert edit[0] in text
+    with pytest.raises(ValueError, match=match):
+        load_sweep(_write(tmp_path, text.replace(*edit)))
+
+
+def test_sweep_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from experiments.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ImportError, match=r"geoinfer sweep needs Ray.*pip install"):
+        main(["sweep", "--config", str(_tiny(tmp_path)), "--out", str(tmp_path / "out")])
+
+
+# --- on Ray (optional extra)
+
+
+def _geoinfer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "experiments.cli", *args]
+
+
+def _results(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "results.csv")
+
+
+def _attempts(out: Path) -> dict[str, list[str]]:
+    return {p.parent.name: p.read_text().split() for p in sorted((out / "trials").glob(f"*/{ATTEMPTS}"))}
+
+
+@pytest.fixture
+def cluster():  # type: ignore[no-untyped-def]
+    """A Ray cluster of three nodes on this machine: a head without CPUs and two single-CPU workers."""
+    pytest.importorskip("ray")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()  # another test's embedded Ray
+    c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = [c.add_node(num_cpus=1), c.add_node(num_cpus=1)]
+    c.wait_for_nodes()
+    yield c, nodes
+    c.shutdown()
+
+
+@pytest.mark.ray
+def test_a_sweep_spreads_over_two_nodes_and_survives_losing_one(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    c, (keep, lose) = cluster
+    out = tmp_path / "out"
+    cmd = _geoinfer(
+        "sweep", "--config", str(_tiny(tmp_path, timesteps=4096)), "--out", str(out), "--address", c.address
+    )
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(lose.node_id in lines for lines in _attempts(out).values()):  # a trial runs on `lose`
+            assert driver.poll() is None and time.monotonic() < deadline, "no trial started on the second node"
+            time.sleep(0.5)
+        time.sleep(3)  # into its training
+        c.remove_node(lose)
+        log, _ = driver.communicate(timeout=400)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, log[-3000:]
+    res = _results(out)
+    assert len(res) == 4 and (res["status"] == "completed").all() and (res["timesteps"] == 4096).all(), res
+    attempts = _attempts(out)
+    nodes = {line for lines in attempts.values() for line in lines[::2]}
+    assert {keep.node_id, lose.node_id} <= nodes  # the sweep ran on both nodes
+    retried = [name for name, lines in attempts.items() if lose.node_id in lines and keep.node_id in lines]
+    assert retried, attempts  # the trial lost with its node ran again on the other one, and completed
+
+
+@pytest.mark.ray
+def test_a_killed_sweep_resumes_from_its_storage(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    config = str(_tiny(tmp_path, timesteps=2048))
+    # the driver and its embedded Ray in a session of their own: killed together, as a lost job is
+    driver = subprocess.Popen(
+        _geoinfer("sweep", "--config", config, "--out", str(out)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list((out / "trials").glob("*/checkpoints/step_*.json")):
+            assert driver.poll() is None and time.monotonic() < deadline, "no trial reached a checkpoint"
+            time.sleep(0.5)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert not (out / "results.csv").exists()
+    again = subprocess.run(
+        _geoinfer("sweep", "--config", config, "--out", str(out)), capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode != 0 and "pass --resume" in again.stderr
+    done = subprocess.run(
+        _geoinfer("sweep", "--config", config, "--out", str(out), "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    res = _results(out)
+    assert len(res) == 4 and (res["status"] == "completed").all() and (res["timesteps"] == 2048).all(), res
+    assert any("resumed" in lines for lines in _attempts(out).values())  # a trial went on from its checkpoint
