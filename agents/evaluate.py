@@ -32,6 +32,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from agents.imitation import IMITATION_ALGOS
+from agents.rllib import RLLIB_ALGOS
 from baselines.milp import cached_oracle, solve_oracle, solve_rolling
 from envs.dynamics import PolicyFn
 from envs.dynamics import play as rollout
@@ -41,7 +42,8 @@ from envs.placement import DEFAULT_REWARD_SCALE
 from envs.scenario import Scenario
 from envs.workload import sample_instance
 
-MASKED_ALGOS = ("maskable_ppo", *IMITATION_ALGOS)  # choose among admissible actions (MaskablePPO models)
+# choose among admissible actions; the imitation and RLlib runs save MaskablePPO models
+MASKED_ALGOS = ("maskable_ppo", *IMITATION_ALGOS, *RLLIB_ALGOS)
 
 # The columns of the evaluation table, each reported as mean and standard error over episodes.
 METRICS = ("total_usd", "carbon_g", "penalty_usd", "rid", "relative_regret")
@@ -67,12 +69,12 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 # ------------------------------------------------------------------------------------ the agent
 def algo_class(algo: str) -> Any:
     """The SB3 algorithm class of ``algo`` (``maskable_ppo``, ``ppo``, ``a2c``, ``dqn``; the imitation runs
-    ``bc`` and ``dagger`` save MaskablePPO models)."""
+    ``bc`` and ``dagger`` and RLlib's ``rllib_ppo`` save MaskablePPO models)."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, DQN, PPO
 
     classes = {"maskable_ppo": MaskablePPO, "ppo": PPO, "a2c": A2C, "dqn": DQN}
-    classes.update(dict.fromkeys(IMITATION_ALGOS, MaskablePPO))
+    classes.update(dict.fromkeys((*IMITATION_ALGOS, *RLLIB_ALGOS), MaskablePPO))
     if algo not in classes:
         raise ValueError(f"algo = {algo!r}: expected one of {sorted(classes)}")
     return classes[algo]

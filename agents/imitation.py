@@ -363,7 +363,7 @@ def run_imitation(
 
     hp = hyperparams_of(cfg)
     ckpt_dir, eval_dir, data_dir = out / "checkpoints", out / "eval", out / "data"
-    venv = _plain_venv(cfg, scen)
+    venv = masked_venv(cfg, scen)
     model, clock, at = _start(cfg, scen, venv, ckpt)
     parts = [Samples.load(data_dir / f"round_{r:03d}.npz") for r in range(at.round + at.collected)]
     if ckpt is not None:
@@ -371,7 +371,7 @@ def run_imitation(
         done = f"round {at.round}, {at.epoch + 1} epochs done"
         log(f"resuming {out} from {ckpt.name} at {model.num_timesteps} steps ({done})")
     model.set_logger(configure(str(out / "tb" / f"{cfg.algo}_1"), ["tensorboard"]))
-    evaluator = _evaluator(cfg, eval_scen, out, model, clock, on_eval)
+    evaluator = run_evaluator(cfg, eval_scen, out, model, clock, on_eval)
     cache = Path(cfg.oracle_cache) if cfg.oracle_cache is not None else out / "oracle"
     rounds, epochs = _num_rounds(cfg, hp), int(hp["epochs"])
     lr_of = _lr_schedule(hp["learning_rate"])
@@ -442,7 +442,7 @@ def run_imitation(
     )
 
 
-def _evaluator(
+def run_evaluator(
     cfg: TrainConfig,
     eval_scen: Scenario,
     out: Path,
@@ -519,7 +519,7 @@ def _lr_schedule(value: Any) -> Callable[[float], float]:
     return s if callable(s) else (lambda _p: float(s))
 
 
-def _plain_venv(cfg: TrainConfig, scen: Scenario) -> Any:
+def masked_venv(cfg: TrainConfig, scen: Scenario) -> Any:
     """The env a MaskablePPO model is built on (its spaces): one episode, masks enforced."""
     from agents.vec import make_vec_env
 

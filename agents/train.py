@@ -54,6 +54,7 @@ from agents.evaluate import (
 )
 from agents.imitation import IMITATION_ALGOS, IMITATION_DEFAULTS, check_imitation_hyperparams, run_imitation
 from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
+from agents.rllib import RLLIB_ALGOS, RLLIB_DEFAULTS, check_rllib_hyperparams
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
 from baselines.milp import cached_oracle
 from envs.costs import evaluate_plan
@@ -64,7 +65,7 @@ from envs.spec import NAMED_SCENARIOS as NAMED_SCENARIOS  # the registry of scen
 from envs.tasks import TASKS
 
 SB3_ALGOS = ("maskable_ppo", "ppo", "a2c", "dqn")  # reinforcement learning with stable-baselines3 / sb3-contrib
-ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS)
+ALGOS = (*SB3_ALGOS, *IMITATION_ALGOS, *RLLIB_ALGOS)  # rllib_ppo: RLlib's PPO (the ray extra), agents.rllib
 POLICIES = ("region", "mlp")
 
 # Hyperparameters per algorithm; TrainConfig.hyperparams overrides any of them. n_steps is per sub-env.
@@ -96,6 +97,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "gamma": 0.99,
     },
     **IMITATION_DEFAULTS,  # bc, dagger: see agents.imitation
+    **RLLIB_DEFAULTS,  # rllib_ppo: see agents.rllib
 }
 
 
@@ -190,6 +192,11 @@ class TrainConfig:
             need(self.policy == "region", "policy", f"'region' for {self.algo} (it imitates with the region net)")
             need(not self.norm_obs, "norm_obs", f"None or False for {self.algo} (the region net scales its inputs)")
             check_imitation_hyperparams(self.algo, self.timesteps, self.hyperparams)
+        if self.algo in RLLIB_ALGOS:
+            need(self.policy == "region", "policy", f"'region' for {self.algo} (its RL module is the region net)")
+            need(not self.norm_obs, "norm_obs", f"None or False for {self.algo} (the region net scales its inputs)")
+            need(self.vec_backend == "batch", "vec_backend", f"'batch' for {self.algo} (RLlib runs its own envs)")
+            check_rllib_hyperparams(self.hyperparams)
         need(
             self.init_from is None or (self.algo == "maskable_ppo" and self.policy == "region" and not self.norm_obs),
             "init_from",
@@ -382,6 +389,11 @@ def train(
     the command line, which reloads the scenario by name). ``on_eval`` is called with each evaluation's row
     of ``eval/log.csv`` as it is written.
     """
+    if scenario is not None and cfg.algo in RLLIB_ALGOS:
+        raise ValueError(
+            f"algo {cfg.algo!r} with a scenario built in code: RLlib builds its envs from TrainConfig.scenario in "
+            "its own processes; expected a scenario name, task or TOML path there instead"
+        )
     out = Path(cfg.out)
     cfg_path = out / "config.json"
     ckpt_dir, eval_dir, tb = out / "checkpoints", out / "eval", out / "tb"
@@ -429,6 +441,10 @@ def train(
     with torch_threads(cfg.torch_threads):  # small networks: one thread per process is fastest on few cores
         if cfg.algo in IMITATION_ALGOS:
             return run_imitation(cfg, scen, eval_scen, out, ckpt, log, on_eval)
+        if cfg.algo in RLLIB_ALGOS:
+            from agents.rllib import run_rllib
+
+            return run_rllib(cfg, scen, eval_scen, out, ckpt, log, on_eval)
         return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log, on_eval)
 
 

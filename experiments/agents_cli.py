@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ALGO_CHOICES = ["maskable_ppo", "ppo", "a2c", "dqn", "bc", "dagger"]
+ALGO_CHOICES = ["maskable_ppo", "ppo", "a2c", "dqn", "bc", "dagger", "rllib_ppo"]
 
 
 def hyperparam(text: str) -> tuple[str, object]:
