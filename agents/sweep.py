@@ -24,6 +24,9 @@ A sweep is a TOML file (``geoinfer sweep --config SWEEP.toml --out DIR``)::
     cpus_per_trial = 1
     max_failures = 2                 # retries of a trial whose worker or node died
 
+Each trial reserves ``cpus_per_trial`` CPUs; an ``rllib_ppo`` trial samples in its own process (RLlib's
+``num_env_runners = 0``, the default): env runners beyond that ask the cluster for CPUs of their own.
+
 Each trial is an ordinary training run (:func:`agents.train.train`) in ``DIR/trials/<trial>``: the same run
 folder, checkpoints and ``eval/log.csv`` as ``geoinfer train``, so any trial can be evaluated, benchmarked or
 resumed by hand. Each evaluation is reported to Tune (metric ``relative_regret`` on the validation days,

@@ -130,3 +130,25 @@ def test_the_benchmark_on_ray_equals_the_process_pool(ray_local) -> None:  # typ
     pool = benchmark.evaluate(pols, tasks="residency,hubs", progress=False, workers=2)
     on_ray = benchmark.evaluate(pols, tasks="residency,hubs", progress=False, workers=2, backend="ray")
     pd.testing.assert_frame_equal(_rows(pool), _rows(on_ray))
+
+
+def _paper_rows(backend: str, workers: int, out: Path) -> pd.DataFrame:
+    import dataclasses
+
+    from experiments.paper import load_config, run_experiment
+
+    cfg = dataclasses.replace(load_config("frontier", quick=True), workers=workers)
+    df = run_experiment(cfg, out, progress=False, backend=backend)
+    return df.drop(columns=["solve_s"]).sort_values(["policy", "seed", "setting"]).reset_index(drop=True)
+
+
+def test_a_paper_experiment_on_a_process_pool_equals_one_process(tmp_path: Path) -> None:
+    one = _paper_rows("process", 1, tmp_path / "one")
+    pool = _paper_rows("process", 2, tmp_path / "pool")
+    # one process lets the oracle use two threads, the pool one per setting: the same optima, to the gap
+    pd.testing.assert_frame_equal(one.drop(columns=["mip_gap"]), pool.drop(columns=["mip_gap"]), rtol=1e-5)
+
+
+@pytest.mark.ray
+def test_a_paper_experiment_on_ray_equals_the_process_pool(ray_local, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pd.testing.assert_frame_equal(_paper_rows("process", 2, tmp_path / "pool"), _paper_rows("ray", 2, tmp_path / "ray"))
