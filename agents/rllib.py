@@ -256,7 +256,7 @@ def run_rllib(
         result = algo.train()
         steps = int(result["num_env_steps_sampled_lifetime"])
         host.num_timesteps = steps
-        _record(host, result, clock)
+        _record(host, result, clock, cfg.num_envs)
         if evaluator is not None and cfg.eval_every > 0 and steps - last_eval >= cfg.eval_every:
             export_to_sb3(algo.get_module(), host)
             evaluator.evaluate()
@@ -291,7 +291,7 @@ def hyperparams_of_rllib(cfg: TrainConfig) -> dict[str, Any]:
     return {**RLLIB_DEFAULTS[cfg.algo], **cfg.hyperparams}
 
 
-def _record(host: Any, result: Mapping[str, Any], clock: Any) -> None:
+def _record(host: Any, result: Mapping[str, Any], clock: Any, envs_per_runner: int) -> None:
     """RLlib's training figures into the run's TensorBoard log, under SB3's names where there is one; the time
     its env runners spent stepping the env is added to the run's env time."""
     runners = result.get("env_runners", {})
@@ -302,9 +302,9 @@ def _record(host: Any, result: Mapping[str, Any], clock: Any) -> None:
     for key in ("policy_loss", "vf_loss", "entropy", "vf_explained_var"):
         if key in learner:
             host.logger.record(f"train/{key}", float(learner[key]))
-    env_s = runners.get("env_step_timer")
-    if env_s is not None and np.isfinite(env_s):
-        clock.env_s += float(env_s) * float(runners.get("num_env_steps_sampled", 0))
+    step_s = runners.get("env_step_timer")  # mean seconds of one step of a runner's vector env (all its envs)
+    if step_s is not None and np.isfinite(step_s):
+        clock.env_s += float(step_s) * float(runners.get("num_env_steps_sampled", 0)) / envs_per_runner
 
 
 def _prune(log_csv: Path, steps: int) -> None:

@@ -23,6 +23,7 @@ A sweep is a TOML file (``geoinfer sweep --config SWEEP.toml --out DIR``)::
     [resources]
     cpus_per_trial = 1
     max_failures = 2                 # retries of a trial whose worker or node died
+    max_concurrent = 4               # trials at once (default: as many as the CPUs allow)
 
 Each trial reserves ``cpus_per_trial`` CPUs; an ``rllib_ppo`` trial samples in its own process (RLlib's
 ``num_env_runners = 0``, the default): env runners beyond that ask the cluster for CPUs of their own.
@@ -35,7 +36,8 @@ was resumed, continues its run folder from its last checkpoint: ``DIR`` must be 
 sees (one machine, or a shared file system), as Tune's own storage must. Tune's state is in ``DIR/tune``;
 ``--resume`` continues an interrupted sweep. Each start of a trial appends its Ray node to
 ``attempts.txt`` in its run folder. At the end ``DIR/results.csv`` (one row per trial) and
-``DIR/sweep.png`` (validation regret against env steps) are written.
+``DIR/sweep.png`` (validation regret against env steps) are written. A trial that ASHA stopped ends inside
+Tune's report, before it writes ``model.zip``: the table's ``model`` column names its ``best_model.zip``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import Any
 
 import pandas as pd
 
+from agents.rllib import RLLIB_ALGOS, hyperparams_of_rllib
 from agents.train import ALGOS, TrainConfig
 from envs.spec import read_toml
 
@@ -79,6 +82,7 @@ class SweepConfig:
     reduction_factor: int = 2
     cpus_per_trial: float = 1.0
     max_failures: int = 2
+    max_concurrent: int | None = None  # trials running at once (default: as many as the CPUs allow)
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, expected: str) -> None:
@@ -97,20 +101,34 @@ class SweepConfig:
         )
         need(self.scheduler in SCHEDULERS, "scheduler", f"one of {SCHEDULERS}")
         need(
-            self.grace_period is None or (isinstance(self.grace_period, int) and self.grace_period >= 1),
+            self.grace_period is None
+            or (isinstance(self.grace_period, int) and 1 <= self.grace_period <= self.timesteps),
             "grace_period",
-            "an integer >= 1 (env steps)",
+            f"an integer in [1, timesteps = {self.timesteps}] (env steps)",
         )
         need(isinstance(self.reduction_factor, int) and self.reduction_factor >= 2, "reduction_factor", "an int >= 2")
         need(self.cpus_per_trial > 0, "cpus_per_trial", "a number > 0")
         need(isinstance(self.max_failures, int) and self.max_failures >= 0, "max_failures", "an integer >= 0")
+        need(
+            self.max_concurrent is None or (isinstance(self.max_concurrent, int) and self.max_concurrent >= 1),
+            "max_concurrent",
+            "an integer >= 1",
+        )
         need(all(isinstance(v, tuple) and v for v in self.grid.values()), "grid", "a table of non-empty lists")
         clash = set(self.train) & _SET_BY_SWEEP
         need(not clash, "train", f"no keys the sweep sets itself ({sorted(clash)} are: use the top level or [grid])")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         need(not set(self.train) - known, "train", f"keys among {sorted(known - _SET_BY_SWEEP)}")
+        stems = [Path(t).stem for t in self.tasks]
+        need(len(set(stems)) == len(stems), "tasks", "tasks of distinct names (each names its trials' folders)")
         for trial in self.trials(Path("/sweep")):  # every combination is a valid run (names the bad key)
-            TrainConfig(**trial["train"])
+            run = TrainConfig(**trial["train"])
+            if run.algo in RLLIB_ALGOS and hyperparams_of_rllib(run)["num_env_runners"] != 0:
+                raise ValueError(
+                    f"sweep {self.name!r}: trial {trial['name']} has num_env_runners = "
+                    f"{run.hyperparams['num_env_runners']}: expected 0 in a sweep (an rllib_ppo trial samples in "
+                    "its own process; env runners would wait for CPUs the trials hold)"
+                )
 
     def trials(self, out: Path) -> list[dict[str, Any]]:
         """One spec per trial, in a fixed order: ``name``, ``task``, ``algo``, ``seed``, ``hyperparams`` and
@@ -157,13 +175,18 @@ def load_sweep(path: str | Path) -> SweepConfig:
         if not isinstance(vals, list) or not vals:
             raise ValueError(f"--config {str(p)!r}: grid.{key} = {vals!r}: expected a non-empty list of values")
     sched, res = dict(tables["scheduler"]), dict(tables["resources"])
-    bad = (set(sched) - {"kind", "grace_period", "reduction_factor"}) | (set(res) - {"cpus_per_trial", "max_failures"})
+    resources = {"cpus_per_trial", "max_failures", "max_concurrent"}
+    bad = (set(sched) - {"kind", "grace_period", "reduction_factor"}) | (set(res) - resources)
     if bad:
         raise ValueError(
             f"--config {str(p)!r}: unknown keys {sorted(bad)} in [scheduler] (kind, grace_period, reduction_factor) "
-            "or [resources] (cpus_per_trial, max_failures)"
+            "or [resources] (cpus_per_trial, max_failures, max_concurrent)"
         )
     tasks = [str(t) if t in _named() or Path(t).is_absolute() else str((p.parent / t).resolve()) for t in d["tasks"]]
+    train = dict(tables["train"])
+    for key in ("oracle_cache", "init_from"):  # relative to the sweep file: trials run in folders of Tune's
+        if isinstance(train.get(key), str) and not Path(train[key]).is_absolute():
+            train[key] = str((p.parent / train[key]).resolve())
     return SweepConfig(
         name=str(d.get("name", p.stem)),
         tasks=tuple(tasks),
@@ -172,12 +195,13 @@ def load_sweep(path: str | Path) -> SweepConfig:
         timesteps=d["timesteps"],
         eval_every=d["eval_every"],
         grid={k: tuple(v) for k, v in tables["grid"].items()},
-        train=dict(tables["train"]),
+        train=train,
         scheduler=str(sched.get("kind", "asha")),
         grace_period=sched.get("grace_period"),
         reduction_factor=sched.get("reduction_factor", 2),
         cpus_per_trial=float(res.get("cpus_per_trial", 1.0)),
         max_failures=res.get("max_failures", 2),
+        max_concurrent=res.get("max_concurrent"),
     )
 
 
@@ -240,13 +264,20 @@ def _tuner(cfg: SweepConfig, out: Path, resume: bool) -> Any:
             max_t=cfg.timesteps,
             grace_period=cfg.grace_period or min(cfg.timesteps, 2 * cfg.eval_every),
             reduction_factor=cfg.reduction_factor,
+            stop_last_trials=False,  # a trial that reaches max_t ends by itself, writing its model.zip
         )
     else:
         scheduler = FIFOScheduler()
     return tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(cfg.trials(storage))},
-        tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="min",
+            scheduler=scheduler,
+            max_concurrent_trials=cfg.max_concurrent,
+            trial_dirname_creator=_trial_dirname,
+        ),
         run_config=tune.RunConfig(
             name="tune",
             storage_path=str(storage),
@@ -254,6 +285,11 @@ def _tuner(cfg: SweepConfig, out: Path, resume: bool) -> Any:
             verbose=0,
         ),
     )
+
+
+def _trial_dirname(trial: Any) -> str:
+    """Tune's folder of a trial: its name and Tune's id (the default spells out the whole config)."""
+    return f"{trial.config['trial']['name']}_{trial.trial_id}"
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, *, address: str | None = None, resume: bool = False) -> pd.DataFrame:
@@ -265,17 +301,18 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, address: str | None = None, 
 
     out = Path(out)
     spec_path = out / "sweep.json"
+    started = (out / "tune" / "tuner.pkl").is_file()  # Tune's state: the sweep got under way
     if resume:
-        if not spec_path.is_file():
-            raise ValueError(f"--resume: {spec_path} does not exist (expected the folder of an earlier sweep)")
+        if not spec_path.is_file() or not started:
+            raise ValueError(f"--resume: {out} holds no sweep that started (run it without --resume)")
         stored = json.loads(spec_path.read_text())
         if stored != _jsonable(cfg):
             raise ValueError(f"--resume: the sweep in {out} differs from --config (expected the same sweep)")
-    elif spec_path.is_file():
+    elif started:
         raise ValueError(f"{out} already holds a sweep: pass --resume to continue it, or choose another --out")
+    init_ray(address)
     out.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(_jsonable(cfg), indent=2))
-    init_ray(address)
     grid = _tuner(cfg, out, resume).fit()
     table = results_table(cfg, out, grid)
     table.to_csv(out / "results.csv", index=False)
@@ -319,10 +356,17 @@ def results_table(cfg: SweepConfig, out: Path, grid: Any = None) -> pd.DataFrame
                 "status": status,
                 "attempts": len(starts),
                 "nodes": len({line.split()[0] for line in starts}),
+                # a trial stopped early ends inside Tune's report, before it writes model.zip
+                "model": str(_model_of(Path(spec["train"]["out"]))),
                 "run": spec["train"]["out"],
             }
         )
     return pd.DataFrame(rows).sort_values(["task", "last_regret"]).reset_index(drop=True)
+
+
+def _model_of(run: Path) -> Path:
+    """The run's final model, or for a trial stopped early its best (every evaluation may have saved one)."""
+    return run / "model.zip" if (run / "model.zip").is_file() else run / "best_model.zip"
 
 
 def plot_sweep(cfg: SweepConfig, out: Path, path: Path) -> Path:

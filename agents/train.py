@@ -196,6 +196,8 @@ class TrainConfig:
             need(self.policy == "region", "policy", f"'region' for {self.algo} (its RL module is the region net)")
             need(not self.norm_obs, "norm_obs", f"None or False for {self.algo} (the region net scales its inputs)")
             need(self.vec_backend == "batch", "vec_backend", f"'batch' for {self.algo} (RLlib runs its own envs)")
+            fixed_net = f"no policy_kwargs for {self.algo} (its RL module is the region net as it is)"
+            need("policy_kwargs" not in self.hyperparams, "hyperparams", fixed_net)
             check_rllib_hyperparams(self.hyperparams)
         need(
             self.init_from is None or (self.algo == "maskable_ppo" and self.policy == "region" and not self.norm_obs),
@@ -415,7 +417,7 @@ def train(
             "hidden",
             "reward_scale",
         )
-        if cfg.algo in IMITATION_ALGOS:  # its rounds and learning-rate schedule follow from them
+        if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS):  # rounds, learning-rate schedule (RLlib keeps its own)
             fixed = (*fixed, "timesteps", "hyperparams")
         diff = [
             f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}"

@@ -176,12 +176,13 @@ def make_certificates(
     still does, ``RuntimeError`` is raised (writing nothing): a certificate
     must bound the regret it is used for to at most 0.01% of the optimum.
 
-    Episodes are solved ``workers`` at a time on ``backend`` (:func:`benchmark.parallel.pmap`; with more than
-    one worker each solve uses one thread, on either backend, so both write the same file). ``progress``
-    wraps the stream of finished certificates (a progress bar). Finished episodes are kept in
-    ``<task>-<split>.partial.npz`` as they arrive: an interrupted run resumes from them.
+    Episodes are solved ``workers`` at a time on ``backend`` (:func:`benchmark.parallel.imap_unordered`). With
+    more than one worker (or a Ray cluster) each solve uses one solver thread, so the process pool and Ray
+    write the same file; one process lets the solver use its default threads, which may pick another of
+    equally good plans. ``progress`` wraps the stream of finished certificates (a progress bar). Each finished
+    episode is added to ``<task>-<split>.partial.npz`` as it finishes: an interrupted run resumes from them.
     """
-    from benchmark.parallel import check_backend, pmap
+    from benchmark.parallel import check_backend, imap_unordered
 
     check_backend(backend, workers)
     path = certificate_path(task, split, folder)
@@ -197,13 +198,8 @@ def make_certificates(
     kept = [reusable(inst) for inst in instances]
     todo = [i for i, c in enumerate(kept) if c is None]
     threads = 1 if workers > 1 or address is not None else None
-    solved = pmap(
-        certify_hard,
-        [(instances[i], time_limit_s, threads) for i in todo],
-        workers=workers,
-        backend=backend,
-        address=address,
-    )
+    jobs = [(instances[i], time_limit_s, threads) for i in todo]
+    solved = (c for _, c in imap_unordered(certify_hard, jobs, workers=workers, backend=backend, address=address))
     certs = [c for c in kept if c is not None]
     reused = len(certs)
     for k, cert in enumerate(progress(_chain(certs, solved))):

@@ -1,9 +1,9 @@
 """Embarrassingly parallel work (certificates, benchmark scoring, the paper's settings) on one of two backends.
 
 * ``process``: a local process pool (:class:`concurrent.futures.ProcessPoolExecutor`), ``workers`` processes.
-* ``ray``: Ray tasks, one CPU each. With no ``address`` an embedded Ray is started in this process with
-  ``workers`` CPUs, listening on the loopback interface only; with ``address`` (``auto`` or ``HOST:PORT``) the
-  tasks go to that cluster, which decides how many run at once. Every node must have geoinfer installed.
+* ``ray``: Ray tasks, one CPU each, ``workers`` at a time. With no ``address`` an embedded Ray is started in
+  this process with ``workers`` CPUs, listening on the loopback interface only; with ``address`` (``auto`` or
+  ``HOST:PORT``) the tasks go to that cluster. Every node must have geoinfer installed.
   Ray is an optional extra: ``pip install "geoinfer[ray]"``.
 
 Both return results in the order of the inputs, so a run is the same whichever backend did the work.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -53,8 +53,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> ModuleT
     import ray
 
     if not ray.is_initialized():
-        if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address is None:  # "local": a new instance, never a cluster that RAY_ADDRESS or `ray start` left here
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     return ray
@@ -75,39 +81,80 @@ def pmap(
     backend: str = "process",
     address: str | None = None,
 ) -> Iterator[R]:
-    """``fn(*a)`` for each ``a`` in ``args``, yielded in input order as each becomes available.
+    """``fn(*a)`` for each ``a`` in ``args``, yielded in input order (see :func:`imap_unordered`)."""
+    done: dict[int, R] = {}
+    at = 0
+    for i, result in imap_unordered(fn, args, workers=workers, backend=backend, address=address):
+        done[i] = result
+        while at in done:
+            yield done.pop(at)
+            at += 1
 
-    ``fn`` must be a module-level function (both backends pickle it by name) and its arguments picklable.
-    ``workers == 1`` with the process backend runs in this process (no pool). Ray retries a task whose
-    worker died (a lost node) up to three times; a task that raises is not retried: its error is raised here.
+
+def imap_unordered(
+    fn: Callable[..., R],
+    args: Iterable[Sequence[Any]],
+    *,
+    workers: int = 1,
+    backend: str = "process",
+    address: str | None = None,
+) -> Iterator[tuple[int, R]]:
+    """``(i, fn(*args[i]))`` for every job, as each finishes.
+
+    At most ``workers`` jobs run at once, and a free worker takes the next job in input order, on either
+    backend (Ray would otherwise queue jobs on its workers ahead of time, which leaves one busy with long
+    jobs while another idles). ``fn`` must be a module-level function (both backends pickle it by name) and its
+    arguments picklable. ``workers == 1`` with the process backend runs in this process (no pool). Ray
+    retries a job whose worker died (a lost node) up to three times; a job that raises is not retried: its
+    error is raised here, and the jobs still running are cancelled.
     """
     check_backend(backend, workers)
     jobs = [tuple(a) for a in args]
     if backend == "ray":
-        ray = init_ray(address, num_cpus=workers)
-        remote = ray.remote(num_cpus=1, max_retries=3)(fn)
-        refs = [remote.remote(*a) for a in jobs]
-        try:
-            for ref in refs:
-                yield ray.get(ref)
-        finally:
-            for ref in refs:  # an abandoned map (an error, a closed generator) frees the cluster
-                ray.cancel(ref)
+        yield from _ray_unordered(fn, jobs, workers, address)
         return
     if address is not None:
         raise ValueError(f"address = {address!r}: only the ray backend connects to a cluster")
     if workers == 1 or len(jobs) <= 1:
-        for a in jobs:
-            yield fn(*a)
+        for i, a in enumerate(jobs):
+            yield i, fn(*a)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        futures = [pool.submit(fn, *a) for a in jobs]
-        try:
-            for fut in futures:
-                yield fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+    futures = {pool.submit(fn, *a): i for i, a in enumerate(jobs)}
+    try:
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an abandoned map (an error) starts nothing more
+
+
+def _apply(fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+    """``fn(*args)``: the one remote function, so that ``fn`` may be any picklable callable (a builtin too)."""
+    return fn(*args)
+
+
+def _ray_unordered(
+    fn: Callable[..., R], jobs: list[tuple[Any, ...]], workers: int, address: str | None
+) -> Iterator[tuple[int, R]]:
+    ray = init_ray(address, num_cpus=workers)
+    remote = ray.remote(num_cpus=1, max_retries=3)(_apply)
+    pending: dict[Any, int] = {}
+    following = iter(enumerate(jobs))
+    try:
+        while True:
+            while len(pending) < workers:
+                nxt = next(following, None)
+                if nxt is None:
+                    break
+                pending[remote.remote(fn, nxt[1])] = nxt[0]
+            if not pending:
+                return
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ref)
+            yield i, ray.get(ref)
+    finally:
+        for ref in pending:  # an abandoned map (an error, a closed generator) frees the cluster
+            ray.cancel(ref)
 
 
 def add_backend_arguments(parser: Any, workers_help: str, workers_default: int | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 import benchmark
 from benchmark import certificates as cm
-from benchmark.parallel import pmap, require_ray
+from benchmark.parallel import imap_unordered, pmap, require_ray
 from envs.tasks import get_task
 
 ROW_KEYS = ["task", "episode", "policy"]
@@ -41,6 +42,17 @@ def test_pmap_keeps_the_input_order_and_raises_a_worker_error() -> None:
     assert list(pmap(statistics.mean, [([3],)], workers=1)) == [3]
     with pytest.raises(statistics.StatisticsError):
         list(pmap(statistics.mean, [([1],), ([],)], workers=2))
+
+
+@pytest.mark.parametrize("backend", ["process", pytest.param("ray", marks=pytest.mark.ray)])
+def test_jobs_come_back_as_they_finish_and_a_free_worker_takes_the_next(backend: str, request) -> None:  # type: ignore[no-untyped-def]
+    if backend == "ray":
+        request.getfixturevalue("ray_local")
+    # worker 1 sleeps 1.5 s on job 0 while worker 2 does jobs 1, 2 and 3 in turn (a pre-dealt queue would not)
+    jobs = [(1.5,), (0.0,), (0.2,), (0.0,)]
+    order = [i for i, _ in imap_unordered(time.sleep, jobs, workers=2, backend=backend)]
+    assert order == [1, 2, 3, 0]
+    assert list(pmap(statistics.mean, [([2, 4],), ([1],), ([1, 2, 3],)], workers=2, backend=backend)) == [3, 1, 2]
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,9 @@ def test_a_sweep_file_is_the_product_of_its_lists(tmp_path: Path) -> None:
         (("max_failures = 3", "max_failure = 3"), r"unknown keys \['max_failure'\] in \[scheduler\]"),
         (('learning_rate = ["lin_3e-4", "lin_1e-3"]', "learning_rate = []"), r"grid.learning_rate = \[\]"),
         (("seeds = [0, 1]\n", ""), r"missing keys \['seeds'\]"),
+        (('kind = "fifo"', 'kind = "asha"\ngrace_period = 99999'), r"grace_period = 99999: expected an integer in"),
+        (('algos = ["maskable_ppo"]', 'algos = ["rllib_ppo"]'), r"hyperparams.*expected keys among"),
+        (('tasks = ["residency"]', 'tasks = ["residency", "x/residency.toml"]'), r"tasks of distinct names"),
     ],
 )
 def test_a_bad_sweep_file_is_refused_by_name(tmp_path: Path, edit: tuple[str, str], match: str) -> None:
@@ -90,6 +93,21 @@ def test_a_bad_sweep_file_is_refused_by_name(tmp_path: Path, edit: tuple[str, st
     assert edit[0] in text
     with pytest.raises(ValueError, match=match):
         load_sweep(_write(tmp_path, text.replace(*edit)))
+
+
+def test_rllib_trials_in_a_sweep_sample_in_their_own_process(tmp_path: Path) -> None:
+    text = TINY.format(timesteps=1024, kind="fifo").replace('algos = ["maskable_ppo"]', 'algos = ["rllib_ppo"]')
+    text = text.replace("n_steps = [64]", "num_env_runners = [0, 2]").replace('"lin_3e-4", ', "")
+    with pytest.raises(ValueError, match=r"num_env_runners = 2: expected 0 in a sweep"):
+        load_sweep(_write(tmp_path, text))
+    assert len(load_sweep(_write(tmp_path, text.replace("[0, 2]", "[0]"))).trials(tmp_path)) == 2
+
+
+def test_paths_in_a_sweep_file_are_relative_to_it(tmp_path: Path) -> None:
+    text = TINY.format(timesteps=1024, kind="fifo").replace("num_envs = 2", 'num_envs = 2\noracle_cache = "cache"')
+    (tmp_path / "sub").mkdir()
+    cfg = load_sweep(_write(tmp_path / "sub", text))
+    assert cfg.train["oracle_cache"] == str((tmp_path / "sub" / "cache").resolve())  # trials run in Tune's folders
 
 
 def test_sweep_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,3 +215,31 @@ def test_a_killed_sweep_resumes_from_its_storage(tmp_path: Path) -> None:
     res = _results(out)
     assert len(res) == 4 and (res["status"] == "completed").all() and (res["timesteps"] == 2048).all(), res
     assert any("resumed" in lines for lines in _attempts(out).values())  # a trial went on from its checkpoint
+
+
+@pytest.mark.ray
+def test_asha_stops_the_trials_behind_and_every_trial_keeps_a_model(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    text = TINY.format(timesteps=2048, kind="asha").replace('kind = "asha"', 'kind = "asha"\ngrace_period = 512')
+    # one seed (the same validation days), one trial at a time in grid order: a learning rate that learns, then
+    # one too small to move the policy, which is behind at 512 steps and stopped there
+    text = text.replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.replace("max_failures = 3", "max_failures = 3\nmax_concurrent = 1")
+    text = text.replace('learning_rate = ["lin_3e-4", "lin_1e-3"]', 'learning_rate = ["lin_1e-3", 1e-9]')
+    out = tmp_path / "out"
+    run = subprocess.run(
+        _geoinfer("sweep", "--config", str(_write(tmp_path, text)), "--out", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    res = _results(out)
+    assert dict(zip(res["trial"], res["status"], strict=True)) == {
+        "residency_maskable_ppo_hp00_seed0": "completed",
+        "residency_maskable_ppo_hp01_seed0": "stopped early",
+    }, res
+    done = res[res["status"] == "completed"]
+    assert (done["timesteps"] == 2048).all() and all(m.endswith("/model.zip") for m in done["model"])
+    assert all(Path(m).is_file() for m in res["model"])  # a trial stopped early points at its best model
+    assert (out / "sweep.png").is_file()
