@@ -30,23 +30,29 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class MissingExtra(ImportError):
+    """An optional extra that a command needs is not installed (the message says how to install it)."""
+
+
 def require_ray(what: str = "this command") -> None:
-    """``ImportError`` saying how to install the extra when Ray is missing (without importing it: the settings
-    of an embedded Ray are read when ray is first imported, by :func:`init_ray`)."""
+    """:class:`MissingExtra` (an ``ImportError``) saying how to install the extra when Ray is missing.
+
+    Ray is not imported here: an embedded Ray reads its settings when ray is first imported (:func:`init_ray`).
+    """
     try:
         found = importlib.util.find_spec("ray") is not None
     except (ImportError, ValueError):  # a broken or half-removed install
         found = False
     if not found:
-        raise ImportError(f"{what} needs Ray, an optional extra: {RAY_EXTRA}")
+        raise MissingExtra(f"{what} needs Ray, an optional extra: {RAY_EXTRA}")
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> ModuleType:
+def init_ray(address: str | None = None, num_cpus: int | None = None, what: str = "--backend ray") -> ModuleType:
     """Connect to Ray once per process: the cluster at ``address``, or an embedded one with ``num_cpus`` CPUs.
 
     An already connected Ray is kept as it is (a test cluster, or a user's own ``ray.init``).
     """
-    require_ray()
+    require_ray(what)
     env = {**_QUIET, **(_LOOPBACK_ONLY if address is None else {})}
     for key, value in env.items():
         os.environ.setdefault(key, value)  # read when ray is imported: before the import

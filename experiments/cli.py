@@ -190,10 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmark.parallel import MissingExtra
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as exc:  # bad configs, arguments, files: one clear line, no traceback
+    except (ValueError, FileNotFoundError, MissingExtra) as exc:  # bad configs, arguments, files, a missing extra:
+        # one clear line, no traceback
         print(f"geoinfer: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ run on this machine's loopback interface (tests/conftest.py) and are shut down b
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,15 +111,19 @@ def test_paths_in_a_sweep_file_are_relative_to_it(tmp_path: Path) -> None:
     assert cfg.train["oracle_cache"] == str((tmp_path / "sub" / "cache").resolve())  # trials run in Tune's folders
 
 
-def test_sweep_without_ray_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_without_ray_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import importlib.util
 
     from experiments.cli import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
-    with pytest.raises(ImportError, match=r"geoinfer sweep needs Ray.*pip install"):
-        main(["sweep", "--config", str(_tiny(tmp_path)), "--out", str(tmp_path / "out")])
+    assert main(["sweep", "--config", str(_tiny(tmp_path)), "--out", str(tmp_path / "out")]) == 2
+    assert re.search(r"geoinfer: error: geoinfer sweep needs Ray.*pip install", capsys.readouterr().err)
+    assert main(["certify", "--tasks", "hubs", "--out", str(tmp_path / "c"), "--backend", "ray"]) == 2
+    assert "--backend ray needs Ray" in capsys.readouterr().err
 
 
 # --- on Ray (optional extra)
