@@ -25,6 +25,9 @@ A sweep is a TOML file (``geoinfer sweep --config SWEEP.toml --out DIR``)::
     max_failures = 2                 # retries of a trial whose worker or node died
     max_concurrent = 4               # trials at once (default: as many as the CPUs allow)
 
+A trial's evaluation at its last step is reported once its run has written ``model.zip`` (ASHA may stop a
+trial at any report). A ``bc`` trial trains all its epochs at one step count, so it reports once, at its end.
+
 Each trial reserves ``cpus_per_trial`` CPUs; an ``rllib_ppo`` trial samples in its own process (RLlib's
 ``num_env_runners = 0``, the default): env runners beyond that ask the cluster for CPUs of their own.
 
@@ -233,7 +236,8 @@ def run_trial(config: dict[str, Any]) -> None:
         (out / "eval" / "log.csv").unlink(missing_ok=True)
     with (out / ATTEMPTS).open("a") as f:  # where each attempt ran: a retried trial has several lines
         f.write(f"{ray.get_runtime_context().get_node_id()} {'resumed' if resume else 'started'}\n")
-    reported = []
+    reported: list[dict[str, float]] = []
+    final: list[dict[str, float]] = []
 
     def report(row: dict[str, float]) -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -241,9 +245,19 @@ def run_trial(config: dict[str, Any]) -> None:
             tune.report({**row, TIME_ATTR: int(row["timesteps"])}, checkpoint=tune.Checkpoint.from_directory(d))
         reported.append(row)
 
-    train(cfg, resume=resume, log=lambda msg: None, on_eval=report)
+    def on_eval(row: dict[str, float]) -> None:
+        # The last evaluation waits until the run has written its model: ASHA may stop a trial at any report
+        # (at max_t too, when a rung falls there), and a stop ends the trial inside the report.
+        if row["timesteps"] >= cfg.timesteps:
+            final.append(row)
+        else:
+            report(row)
+
+    train(cfg, resume=resume, log=lambda msg: None, on_eval=on_eval)
     log = out / "eval" / "log.csv"
-    if not reported and log.is_file():  # nothing left to train: Tune still gets the run's last figures
+    if final:
+        report(final[-1])
+    elif not reported and log.is_file():  # nothing left to train: Tune still gets the run's last figures
         last = pd.read_csv(log).iloc[-1].to_dict()
         report({k: float(v) for k, v in last.items()})
 
@@ -264,7 +278,7 @@ def _tuner(cfg: SweepConfig, out: Path, resume: bool) -> Any:
             max_t=cfg.timesteps,
             grace_period=cfg.grace_period or min(cfg.timesteps, 2 * cfg.eval_every),
             reduction_factor=cfg.reduction_factor,
-            stop_last_trials=False,  # a trial that reaches max_t ends by itself, writing its model.zip
+            stop_last_trials=False,  # a trial that reaches max_t ends by itself (see run_trial's last report)
         )
     else:
         scheduler = FIFOScheduler()
@@ -301,7 +315,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, address: str | None = None, 
 
     out = Path(out)
     spec_path = out / "sweep.json"
-    started = (out / "tune" / "tuner.pkl").is_file()  # Tune's state: the sweep got under way
+    # Tune's experiment state: the sweep got under way (tuner.pkl alone comes before it and cannot be resumed)
+    started = any((out / "tune").glob("experiment_state-*.json"))
     if resume:
         if not spec_path.is_file() or not started:
             raise ValueError(f"--resume: {out} holds no sweep that started (run it without --resume)")
@@ -357,16 +372,19 @@ def results_table(cfg: SweepConfig, out: Path, grid: Any = None) -> pd.DataFrame
                 "attempts": len(starts),
                 "nodes": len({line.split()[0] for line in starts}),
                 # a trial stopped early ends inside Tune's report, before it writes model.zip
-                "model": str(_model_of(Path(spec["train"]["out"]))),
+                "model": _model_of(Path(spec["train"]["out"])),
                 "run": spec["train"]["out"],
             }
         )
     return pd.DataFrame(rows).sort_values(["task", "last_regret"]).reset_index(drop=True)
 
 
-def _model_of(run: Path) -> Path:
-    """The run's final model, or for a trial stopped early its best (every evaluation may have saved one)."""
-    return run / "model.zip" if (run / "model.zip").is_file() else run / "best_model.zip"
+def _model_of(run: Path) -> str:
+    """The run's final model, or for a trial stopped early its best; '' for a trial that never evaluated."""
+    for name in ("model.zip", "best_model.zip"):
+        if (run / name).is_file():
+            return str(run / name)
+    return ""
 
 
 def plot_sweep(cfg: SweepConfig, out: Path, path: Path) -> Path:

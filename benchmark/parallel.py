@@ -6,7 +6,8 @@
   ``HOST:PORT``) the tasks go to that cluster. Every node must have geoinfer installed.
   Ray is an optional extra: ``pip install "geoinfer[ray]"``.
 
-Both return results in the order of the inputs, so a run is the same whichever backend did the work.
+:func:`pmap` returns results in the order of the inputs, :func:`imap_unordered` as they finish; either way a
+run is the same whichever backend did the work.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def _apply(fn: Callable[..., R], args: tuple[Any, ...]) -> R:
 def _ray_unordered(
     fn: Callable[..., R], jobs: list[tuple[Any, ...]], workers: int, address: str | None
 ) -> Iterator[tuple[int, R]]:
+    if not jobs:
+        return
     ray = init_ray(address, num_cpus=workers)
     remote = ray.remote(num_cpus=1, max_retries=3)(_apply)
     pending: dict[Any, int] = {}

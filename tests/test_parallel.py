@@ -44,15 +44,23 @@ def test_pmap_keeps_the_input_order_and_raises_a_worker_error() -> None:
         list(pmap(statistics.mean, [([1],), ([],)], workers=2))
 
 
-@pytest.mark.parametrize("backend", ["process", pytest.param("ray", marks=pytest.mark.ray)])
-def test_jobs_come_back_as_they_finish_and_a_free_worker_takes_the_next(backend: str, request) -> None:  # type: ignore[no-untyped-def]
-    if backend == "ray":
-        request.getfixturevalue("ray_local")
-    # worker 1 sleeps 1.5 s on job 0 while worker 2 does jobs 1, 2 and 3 in turn (a pre-dealt queue would not)
-    jobs = [(1.5,), (0.0,), (0.2,), (0.0,)]
-    order = [i for i, _ in imap_unordered(time.sleep, jobs, workers=2, backend=backend)]
-    assert order == [1, 2, 3, 0]
-    assert list(pmap(statistics.mean, [([2, 4],), ([1],), ([1, 2, 3],)], workers=2, backend=backend)) == [3, 1, 2]
+def _jobs_in_order_of_finishing(backend: str) -> list[int]:
+    # worker 1 sleeps on job 0 while worker 2 does jobs 1, 2 and 3 in turn; jobs dealt ahead of time (or more
+    # than two at once) would finish in another order
+    jobs = [(2.0,), (0.0,), (0.3,), (0.0,)]
+    return [i for i, _ in imap_unordered(time.sleep, jobs, workers=2, backend=backend)]
+
+
+def test_jobs_come_back_as_they_finish_and_a_free_worker_takes_the_next() -> None:
+    assert _jobs_in_order_of_finishing("process") == [1, 2, 3, 0]
+
+
+def test_pmap_puts_results_back_in_input_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.parallel as bp
+
+    finished = [(2, "c"), (0, "a"), (1, "b")]
+    monkeypatch.setattr(bp, "imap_unordered", lambda *a, **k: iter(finished))
+    assert list(bp.pmap(statistics.mean, [()] * 3)) == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize(
@@ -108,7 +116,8 @@ def ray_local() -> Iterator[object]:
 
     if ray.is_initialized():
         ray.shutdown()
-    init_ray(num_cpus=2)
+    init_ray(num_cpus=4)  # more CPUs than the tests' workers: the window of jobs in flight is pmap's own
+    list(pmap(time.sleep, [(0.5,)] * 4, workers=4, backend="ray"))  # its worker processes up and warm
     yield ray
     ray.shutdown()
 
@@ -117,6 +126,11 @@ def ray_local() -> Iterator[object]:
 def test_ray_listens_on_the_loopback_interface_only(ray_local) -> None:  # type: ignore[no-untyped-def]
     nodes = ray_local.nodes()
     assert nodes and all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)
+
+
+@pytest.mark.ray
+def test_on_ray_a_free_worker_takes_the_next_job_and_at_most_workers_run(ray_local) -> None:  # type: ignore[no-untyped-def]
+    assert _jobs_in_order_of_finishing("ray") == [1, 2, 3, 0]
 
 
 @pytest.mark.ray

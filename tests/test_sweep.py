@@ -240,10 +240,15 @@ def test_asha_stops_the_trials_behind_and_every_trial_keeps_a_model(tmp_path: Pa
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     res = _results(out)
+    # ASHA's rule at the 512-step rung: the second trial stops if it is behind the first there (lower is better)
+    logs = {n: pd.read_csv(out / "trials" / n / "eval" / "log.csv").set_index("timesteps") for n in res["trial"]}
+    at_rung = {name: float(log.loc[512, "relative_regret"]) for name, log in logs.items()}
+    behind = at_rung["residency_maskable_ppo_hp01_seed0"] > at_rung["residency_maskable_ppo_hp00_seed0"]
     assert dict(zip(res["trial"], res["status"], strict=True)) == {
         "residency_maskable_ppo_hp00_seed0": "completed",
-        "residency_maskable_ppo_hp01_seed0": "stopped early",
-    }, res
+        "residency_maskable_ppo_hp01_seed0": "stopped early" if behind else "completed",
+    }, (res, at_rung)
+    assert behind, at_rung  # the set-up is meant to stop one: a policy that cannot learn is behind at the rung
     done = res[res["status"] == "completed"]
     assert (done["timesteps"] == 2048).all() and all(m.endswith("/model.zip") for m in done["model"])
     assert all(Path(m).is_file() for m in res["model"])  # a trial stopped early points at its best model
