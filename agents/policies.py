@@ -43,7 +43,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
@@ -234,15 +234,21 @@ class RegionNet(nn.Module):
         return self.critic(th.cat([t, c], dim=-1))
 
 
+def init_actor_critic(net: RegionNet, value_head: nn.Module) -> None:
+    """SB3's orthogonal initialisation of an actor-critic: gains sqrt(2) inside, 0.01 for the logits, 1 for
+    the value (the SB3 policies and the RLlib module start from the same kind of network)."""
+    net.apply(partial(BasePolicy.init_weights, gain=np.sqrt(2)))
+    net.logit.apply(partial(BasePolicy.init_weights, gain=0.01))
+    value_head.apply(partial(BasePolicy.init_weights, gain=1.0))
+
+
 def _build_region_actor_critic(policy: Any, lr_schedule: Any) -> None:
     """``_build`` of SB3's actor-critic policies with the region net as extractor and no action layer."""
     policy.mlp_extractor = RegionNet(policy.task_features, policy.region_features, policy.hidden, policy.activation_fn)
     policy.action_net = nn.Identity()  # the extractor's actor output is one logit per action already
     policy.value_net = nn.Linear(policy.mlp_extractor.latent_dim_vf, 1)
-    if policy.ortho_init:  # SB3's gains: sqrt(2) inside, 0.01 for the policy output, 1 for the value
-        policy.mlp_extractor.apply(partial(policy.init_weights, gain=np.sqrt(2)))
-        policy.mlp_extractor.logit.apply(partial(policy.init_weights, gain=0.01))
-        policy.value_net.apply(partial(policy.init_weights, gain=1.0))
+    if policy.ortho_init:
+        init_actor_critic(policy.mlp_extractor, policy.value_net)
     policy.optimizer = policy.optimizer_class(policy.parameters(), lr=lr_schedule(1), **policy.optimizer_kwargs)
 
 

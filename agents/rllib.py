@@ -132,18 +132,21 @@ def check_rllib_hyperparams(hp: Mapping[str, Any]) -> None:
         need(hp["minibatch_size"] <= batch, "minibatch_size", f"at most train_batch_size = {batch}")
 
 
-def _ppo_config(cfg: TrainConfig, hp: Mapping[str, Any], scenario: str, split: str | None) -> Any:
+def _ppo_config(cfg: TrainConfig, hp: Mapping[str, Any], scen: Scenario, split: str | None) -> Any:
+    """RLlib's PPO settings: env runners build ``RLlibPlacementEnv`` from ``cfg.scenario`` (``scen`` is that
+    scenario as loaded here, for the observation layout)."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from agents.rllib_module import RegionRLModule
     from envs.dynamics import REGION_FEATURES, ObsLayout
-    from envs.scenario import Scenario
-    from envs.tasks import TASKS
 
-    scen = TASKS[scenario].scenario(split or "train") if scenario in TASKS else Scenario.load(scenario)
     layout = ObsLayout.of(scen)
-    env_config: dict[str, Any] = {"scenario": scenario, "num_tasks": cfg.num_tasks, "reward_scale": cfg.reward_scale}
+    env_config: dict[str, Any] = {
+        "scenario": cfg.scenario,
+        "num_tasks": cfg.num_tasks,
+        "reward_scale": cfg.reward_scale,
+    }
     if split is not None:
         env_config["split"] = split
     model_config = {
@@ -203,20 +206,20 @@ def run_rllib(
     on_eval: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg`` (algo ``rllib_ppo``) in ``out``, from ``ckpt`` when resuming; see the module docstring."""
-    from benchmark.parallel import init_ray, require_ray
+    from agents.train import hyperparams_of
+    from benchmark.parallel import init_ray
 
-    require_ray(f"--algo {cfg.algo}")
-    init_ray(num_cpus=max(1, int(hyperparams_of_rllib(cfg)["num_env_runners"])) + 1)
+    hp = hyperparams_of(cfg)
+    init_ray(num_cpus=max(1, int(hp["num_env_runners"])) + 1, what=f"--algo {cfg.algo}")
     from ray.rllib.algorithms.algorithm import Algorithm
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import configure
 
     from agents.callbacks import save_run_state
     from agents.imitation import Clock, masked_venv, run_evaluator
-    from agents.train import TrainResult, policy_spec
+    from agents.train import TrainResult, _prune_eval_log, policy_spec
     from envs.tasks import TASKS
 
-    hp = hyperparams_of_rllib(cfg)
     ckpt_dir = out / "checkpoints"
     split = "train" if cfg.scenario in TASKS else None
     venv = masked_venv(cfg, scen)
@@ -224,13 +227,13 @@ def run_rllib(
     host = MaskablePPO(policy, venv, policy_kwargs=kwargs, seed=cfg.seed, device="cpu")
     clock = Clock()
     if ckpt is None:
-        algo = _ppo_config(cfg, hp, cfg.scenario, split).build_algo()
+        algo = _ppo_config(cfg, hp, scen, split).build_algo()
         steps = 0
     else:
         state = json.loads(ckpt.with_suffix(".json").read_text())
         algo = Algorithm.from_checkpoint(str(ckpt.with_suffix(".rllib").resolve()))
         steps, clock = int(state["num_timesteps"]), Clock(state["wall_s"], state["env_s"])
-        _prune(out / "eval" / "log.csv", steps)
+        _prune_eval_log(out / "eval" / "log.csv", steps)
         log(f"resuming {out} from {ckpt.name} at {steps} steps")
     host.num_timesteps = steps
     host.set_logger(configure(str(out / "tb" / f"{cfg.algo}_1"), ["tensorboard"]))
@@ -287,10 +290,6 @@ def run_rllib(
     )
 
 
-def hyperparams_of_rllib(cfg: TrainConfig) -> dict[str, Any]:
-    return {**RLLIB_DEFAULTS[cfg.algo], **cfg.hyperparams}
-
-
 def _record(host: Any, result: Mapping[str, Any], clock: Any, envs_per_runner: int) -> None:
     """RLlib's training figures into the run's TensorBoard log, under SB3's names where there is one; the time
     its env runners spent stepping the env is added to the run's env time."""
@@ -305,9 +304,3 @@ def _record(host: Any, result: Mapping[str, Any], clock: Any, envs_per_runner: i
     step_s = runners.get("env_step_timer")  # mean seconds of one step of a runner's vector env (all its envs)
     if step_s is not None and np.isfinite(step_s):
         clock.env_s += float(step_s) * float(runners.get("num_env_steps_sampled", 0)) / envs_per_runner
-
-
-def _prune(log_csv: Path, steps: int) -> None:
-    from agents.train import _prune_eval_log
-
-    _prune_eval_log(log_csv, steps)

@@ -9,18 +9,15 @@ an admissible action). Inadmissible actions get the lowest float logit: probabil
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-import numpy as np
 import torch as th
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
-from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
-from agents.policies import RegionNet
+from agents.policies import RegionNet, init_actor_critic
 
 MASKED_LOGIT = float(th.finfo(th.float32).min)
 
@@ -33,11 +30,7 @@ class RegionRLModule(TorchRLModule, ValueFunctionAPI):
         mc = self.model_config
         self.net = RegionNet(mc["task_features"], mc["region_features"], int(mc["hidden"]))
         self.value_head = nn.Linear(int(mc["hidden"]), 1)
-        # SB3's initialisation (orthogonal; gains sqrt(2) inside, 0.01 for the logits, 1 for the value), so the
-        # two trainers start from the same kind of policy
-        self.net.apply(partial(BasePolicy.init_weights, gain=np.sqrt(2)))
-        self.net.logit.apply(partial(BasePolicy.init_weights, gain=0.01))
-        self.value_head.apply(partial(BasePolicy.init_weights, gain=1.0))
+        init_actor_critic(self.net, self.value_head)
 
     def _logits(self, obs: dict[str, th.Tensor]) -> tuple[th.Tensor, th.Tensor]:
         logits, latent = self.net(obs["observations"])

@@ -56,8 +56,8 @@ from typing import Any
 
 import pandas as pd
 
-from agents.rllib import RLLIB_ALGOS, hyperparams_of_rllib
-from agents.train import ALGOS, TrainConfig
+from agents.rllib import RLLIB_ALGOS
+from agents.train import ALGOS, TrainConfig, hyperparams_of
 from envs.spec import read_toml
 
 METRIC = "relative_regret"  # of the validation days, minimised
@@ -126,7 +126,7 @@ class SweepConfig:
         need(len(set(stems)) == len(stems), "tasks", "tasks of distinct names (each names its trials' folders)")
         for trial in self.trials(Path("/sweep")):  # every combination is a valid run (names the bad key)
             run = TrainConfig(**trial["train"])
-            if run.algo in RLLIB_ALGOS and hyperparams_of_rllib(run)["num_env_runners"] != 0:
+            if run.algo in RLLIB_ALGOS and hyperparams_of(run)["num_env_runners"] != 0:
                 raise ValueError(
                     f"sweep {self.name!r}: trial {trial['name']} has num_env_runners = "
                     f"{run.hyperparams['num_env_runners']}: expected 0 in a sweep (an rllib_ppo trial samples in "
