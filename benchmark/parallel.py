@@ -13,6 +13,7 @@ run is the same whichever backend did the work.
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -126,7 +127,11 @@ def imap_unordered(
         for i, a in enumerate(jobs):
             yield i, fn(*a)
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+    # Workers start from a fresh fork server, never a fork of this process: a fork made after torch (or any
+    # OpenMP user) has started its thread pool here can hang in the child's first parallel op (seen: a benchmark
+    # of saved models, each worker stuck in torch's orthogonal init).
+    ctx = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
     futures = {pool.submit(fn, *a): i for i, a in enumerate(jobs)}
     try:
         for fut in as_completed(futures):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +44,20 @@ def test_pmap_keeps_the_input_order_and_raises_a_worker_error() -> None:
     assert list(pmap(statistics.mean, [([3],)], workers=1)) == [3]
     with pytest.raises(statistics.StatisticsError):
         list(pmap(statistics.mean, [([1],), ([],)], workers=2))
+
+
+def test_the_process_pool_does_not_hang_after_torch_ran_threads_here() -> None:
+    # A fork taken after torch's OpenMP pool started in the parent hangs in the child's first parallel op; the
+    # pool's workers come from a fork server instead. In a subprocess, so that a hang is a timeout, not a stall.
+    code = (
+        "import torch\n"
+        "from benchmark.parallel import pmap\n"
+        "torch.set_num_threads(2)\n"
+        "torch.nn.init.orthogonal_(torch.empty(256, 256))\n"
+        "out = list(pmap(torch.nn.init.orthogonal_, [(torch.empty(64, 64),)] * 2, workers=2))\n"
+        "assert [tuple(t.shape) for t in out] == [(64, 64)] * 2\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def _jobs_in_order_of_finishing(backend: str) -> list[int]:
