@@ -28,7 +28,7 @@ from a checkpoint continues exactly as the uninterrupted run would have.
 
 Run folder (as the SB3 algorithms', see :mod:`agents.train`)::
 
-    OUT/config.json, OUT/tb/, OUT/eval/log.csv, OUT/best_model.zip, OUT/model.zip
+    OUT/config.json, OUT/hyperparams.json, OUT/tb/, OUT/eval/log.csv, OUT/best_model.zip, OUT/model.zip
     OUT/data/round_<RRR>.npz            the samples of each round (observations, masks, labels, returns)
     OUT/checkpoints/step_<N>_round_<RRR>_epoch_<EEEE>.zip (+ .json: round, epoch, clocks, solves), written
         once a round's samples are in (epoch 0000), after every epoch and when a session stops
@@ -71,7 +71,7 @@ _BC_DEFAULTS: dict[str, Any] = {
     # scarce regions to the last GPU-second; a clone, which cannot know them, overflows the tight tasks its
     # early placements crowded out (contended: 35-44% regret at 1.0, 6-9% at 0.85, the one value tried).
     "expert_capacity": 0.85,
-    "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it
+    "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it (per task: agents.train.TASK_DEFAULTS)
     "max_grad_norm": 0.5,
 }
 IMITATION_DEFAULTS: dict[str, dict[str, Any]] = {

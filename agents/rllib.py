@@ -14,7 +14,8 @@ Ray is an optional extra (``pip install "geoinfer[ray]"``); this module imports 
   evaluate``, ``benchmark`` and ``replay`` take them as they are; ``checkpoints/step_<N>.rllib/`` is RLlib's
   own checkpoint, which ``--resume`` restores. Evaluation on the fixed validation days is the shared
   :class:`agents.callbacks.RegretEval`.
-* **Hyperparameters** (:data:`RLLIB_DEFAULTS`) mirror MaskablePPO's defaults: a rollout of 2048 env steps
+* **Hyperparameters** (:data:`RLLIB_DEFAULTS`) mirror MaskablePPO's algorithm defaults (not its per-task
+  ones, ``agents.train.TASK_DEFAULTS``): a rollout of 2048 env steps
   (256 per episode x 8), minibatches of 512, 4 epochs, learning rate ``lin_3e-4`` (linear decay to 0 at
   ``timesteps``), entropy 0.01, clip 0.2, value coefficient 0.5, gradient norm 0.5, no KL term. Rewards are
   not normalised (RLlib has no ``VecNormalize``); the value loss is clipped by RLlib's ``vf_clip_param``.

@@ -6,6 +6,7 @@ TensorBoard logs, periodic checkpoints and an evaluation callback that plays fix
 logs cost and relative regret against the hindsight oracle. A run lives in one folder::
 
     OUT/config.json                  the TrainConfig (a resumed run must match it)
+    OUT/hyperparams.json             every hyperparameter the run started with (algorithm, task, overrides)
     OUT/tb/<algo>_1/                 TensorBoard event files (a resume continues the same run)
     OUT/checkpoints/step_<N>.zip     checkpoints; with .vecnormalize.pkl, .replay.pkl (DQN), .json sidecars
     OUT/eval/eval_seed<S>.npz        the fixed evaluation episodes (seed in the name)
@@ -82,7 +83,7 @@ _PPO_DEFAULTS: dict[str, Any] = {
     "clip_range": 0.2,
 }
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "maskable_ppo": dict(_PPO_DEFAULTS),  # MaskablePPO is PPO with masks: the same settings
+    "maskable_ppo": dict(_PPO_DEFAULTS),  # MaskablePPO is PPO with masks: the same settings (task ones aside)
     "ppo": dict(_PPO_DEFAULTS),
     "a2c": {"learning_rate": 7e-4, "n_steps": 16, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01},
     "dqn": {
@@ -98,6 +99,20 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     **IMITATION_DEFAULTS,  # bc, dagger: see agents.imitation
     **RLLIB_DEFAULTS,  # rllib_ppo: see agents.rllib
+}
+# Per-task defaults of a benchmark task's run (``TrainConfig.scenario`` names the task), between the
+# algorithm's defaults and ``TrainConfig.hyperparams``, as RL Zoo keeps tuned settings per env. The discount:
+# a replica's charge pays off over its window's later tasks, hundreds of steps on, beyond the ~100-step horizon
+# of gamma 0.99; gamma 0.999 (~1,000 steps) was better on these five tasks and worse on contended and
+# residency, on each task's validation days (never its test days), by ``python -m experiments.bench.discount``
+# (MaskablePPO, 100k env steps, seed 0; the figures are in the README).
+# bc and dagger discount their critic's targets the same way, so that a clone fine-tuned with MaskablePPO
+# (--init-from) starts with a critic of the discount it goes on with.
+_LONG_HORIZON_TASKS = ("carbon", "flashcrowd", "global", "hubs", "shift")
+TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "maskable_ppo": {task: {"gamma": 0.999, "gae_lambda": 0.99} for task in _LONG_HORIZON_TASKS},
+    "bc": {task: {"gamma": 0.999} for task in _LONG_HORIZON_TASKS},
+    "dagger": {task: {"gamma": 0.999} for task in _LONG_HORIZON_TASKS},
 }
 
 
@@ -272,7 +287,7 @@ def build_env(cfg: TrainConfig, scenario: Scenario) -> VecEnv:
     )
     venv = VecMonitor(TimedVecEnv(venv))
     if cfg.obs_normalised or cfg.norm_reward:
-        gamma = float(cfg.hyperparams.get("gamma", ALGO_DEFAULTS[cfg.algo]["gamma"]))
+        gamma = float(hyperparams_of(cfg)["gamma"])
         venv = VecNormalize(venv, norm_obs=cfg.obs_normalised, norm_reward=cfg.norm_reward, gamma=gamma)
     return venv
 
@@ -288,8 +303,10 @@ def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, An
 
 
 def hyperparams_of(cfg: TrainConfig) -> dict[str, Any]:
-    """The run's hyperparameters: the algorithm's defaults, overridden by ``cfg.hyperparams``."""
-    return {**ALGO_DEFAULTS[cfg.algo], **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
+    """The run's hyperparameters: the algorithm's defaults, then the task's (:data:`TASK_DEFAULTS`), then
+    ``cfg.hyperparams``."""
+    task = TASK_DEFAULTS.get(cfg.algo, {}).get(cfg.scenario, {})
+    return {**ALGO_DEFAULTS[cfg.algo], **task, **{k: v for k, v in cfg.hyperparams.items() if k != "policy_kwargs"}}
 
 
 def _new_model(cfg: TrainConfig, venv: VecEnv, scenario: Scenario, tb: Path) -> Any:
@@ -424,6 +441,15 @@ def train(
             for k in fixed
             if getattr(stored, k) != getattr(cfg, k)
         ]
+        hp_path = out / "hyperparams.json"
+        if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS) and hp_path.is_file():  # task defaults may have changed
+            started = json.loads(hp_path.read_text())
+            now = hyperparams_of(cfg)
+            diff += [
+                f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r}"
+                for k in sorted(set(started) | set(now))
+                if started.get(k) != now.get(k)
+            ]
         if diff:
             raise ValueError("--resume with settings that differ from the run's config.json: " + "; ".join(diff))
         ckpt = latest_checkpoint(ckpt_dir)
@@ -433,6 +459,8 @@ def train(
         raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(json.dumps(cfg.to_json(), indent=2))
+    if not resume:  # what the run started with (a resumed SB3 run keeps its checkpoint's)
+        (out / "hyperparams.json").write_text(json.dumps(hyperparams_of(cfg), indent=2))
 
     if scenario is not None:
         scen = eval_scen = scenario

@@ -204,7 +204,8 @@ def add_subcommands(sub: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="algorithm hyperparameter, e.g. --hp learning_rate=1e-4 or learning_rate=lin_3e-4 "
-        "(linear decay to 0 at --timesteps); repeatable",
+        "(linear decay to 0 at --timesteps); repeatable. Overrides the algorithm's defaults and a task's own "
+        "(agents.train.TASK_DEFAULTS); the run folder's hyperparams.json records them all",
     )
     tr.add_argument("--eval-every", type=int, default=50_000, metavar="N", help="env steps between evaluations")
     tr.add_argument("--eval-episodes", type=int, default=4, help="fixed evaluation episodes (default 4)")

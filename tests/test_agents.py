@@ -4,6 +4,7 @@ the evaluation table and the contended scenario. Runs are a few hundred steps on
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from agents.evaluate import (
     summarise,
 )
 from agents.policies import RegionNet, region_net
-from agents.train import NAMED_SCENARIOS, SB3_ALGOS, TrainConfig, train
+from agents.train import ALGO_DEFAULTS, NAMED_SCENARIOS, SB3_ALGOS, TASK_DEFAULTS, TrainConfig, hyperparams_of, train
 from agents.vec import make_vec_env
 from baselines.heuristics import HEURISTICS, make_heuristic
 from baselines.milp import cached_oracle, solve_hindsight
@@ -30,6 +31,7 @@ from envs import Scenario, check_plan_feasible, evaluate_plan
 from envs.dynamics import ObsLayout
 from envs.instance import Instance
 from envs.placement import PlacementEnv
+from envs.tasks import TASKS as TASK_NAMES
 from experiments.cli import main
 
 TASKS = 40  # tasks per episode in these tests
@@ -275,6 +277,29 @@ def test_config_validation() -> None:
     for bad in ("lin_x", "lin_-1", "fast", -1e-4, True):
         with pytest.raises(ValueError, match=r"hyperparams\['learning_rate'\] = .*expected a number > 0 or 'lin_"):
             TrainConfig(hyperparams={"learning_rate": bad})
+
+
+def test_task_defaults_sit_between_the_algorithm_defaults_and_the_run_overrides() -> None:
+    for algo, per_task in TASK_DEFAULTS.items():
+        for task, hp in per_task.items():
+            assert task in TASK_NAMES and set(hp) <= set(ALGO_DEFAULTS[algo]), (algo, task)
+    assert hyperparams_of(TrainConfig(scenario="hubs"))["gamma"] == 0.999
+    assert hyperparams_of(TrainConfig(scenario="contended"))["gamma"] == 0.99  # no task defaults: the algorithm's
+    assert hyperparams_of(TrainConfig(scenario="default"))["gae_lambda"] == 0.95
+    assert hyperparams_of(TrainConfig(scenario="hubs", hyperparams={"gamma": 0.98}))["gamma"] == 0.98
+    assert hyperparams_of(TrainConfig(algo="ppo", scenario="hubs"))["gamma"] == 0.99  # tuned for maskable_ppo only
+
+
+def test_a_task_run_trains_and_records_its_task_defaults(tmp_path: Path) -> None:
+    cfg = small_config(tmp_path, scenario="hubs", timesteps=128, eval_every=0, checkpoint_every=0)
+    train(cfg, log=lambda _msg: None)
+    out = Path(cfg.out)
+    recorded = json.loads((out / "hyperparams.json").read_text())
+    assert recorded == hyperparams_of(cfg) and recorded["gamma"] == 0.999 and recorded["n_steps"] == 64
+    agent = Agent.load(out / "model.zip")
+    assert agent.model.gamma == 0.999 and agent.model.gae_lambda == 0.99
+    with (out / "model.vecnormalize.pkl").open("rb") as f:
+        assert pickle.load(f).gamma == 0.999  # rewards normalised at that horizon
 
 
 def test_linear_schedule_decays_to_zero_over_the_run_and_survives_resume(

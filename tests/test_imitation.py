@@ -255,6 +255,12 @@ def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: 
     assert first.stopped_by_clock and first.oracle_solves == 0
     assert len(list((Path(cfg.out) / "checkpoints").glob("step_*.zip"))) == 1
     again = imitation_config(tmp_path, "bc", checkpoint_every=0)
+    hp_file = Path(cfg.out) / "hyperparams.json"
+    started = hp_file.read_text()
+    hp_file.write_text(started.replace('"gamma": 0.99', '"gamma": 0.999'))  # as if the defaults had changed since
+    with pytest.raises(ValueError, match=r"hyperparams.json's gamma: run has 0.999, now 0.99"):
+        train(again, resume=True, scenario=toy_scenario, log=quiet)
+    hp_file.write_text(started)
     second = train(again, resume=True, scenario=toy_scenario, log=quiet)
     assert not second.stopped_by_clock and second.num_timesteps >= again.timesteps
     reference = train(imitation_config(tmp_path / "ref", "bc"), scenario=toy_scenario, log=quiet)

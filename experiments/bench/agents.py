@@ -1,11 +1,15 @@
 """Learned agents on the benchmark suite: fixed test days, shipped certificates, several seeds, env-step budgets.
 
 Run: ``python -m experiments.bench.agents --algo bc --tasks all --seeds 0 1 2 [--timesteps 50000]
-[--hp KEY=VALUE] [--init-from ALGO] [--generalise contended] --out runs/bench_agents``.
+[--hp KEY=VALUE] [--init-from ALGO] [--model best|final] [--workers N] [--generalise contended] --out
+runs/bench_agents``.
 
 For each task and seed it trains ``geoinfer train --algo ALGO --scenario TASK --seed S --timesteps N`` (a
-budget in env steps; every other setting is the algorithm's default unless ``--hp`` says otherwise, and the
-run folder's ``config.json`` records them all), or reuses the run when its folder already holds the model.
+budget in env steps; every hyperparameter is the default, the algorithm's and the task's, unless ``--hp``
+says otherwise; the run folder's ``config.json`` and ``hyperparams.json`` record every setting), or reuses
+the run when its folder already holds the model. Each run's scored model is, by default, the policy of its
+evaluations with the lowest mean cost on the task's validation days (``best_model.zip``; ``--model final``:
+its last, ``model.zip``).
 ``--init-from bc`` starts each ``maskable_ppo`` run from the ``bc`` run of the same task and seed under
 ``--out`` (reinforcement fine-tuning of the clone). Then it scores every seed's model on the task's fixed
 test episodes against the shipped certificates (:func:`benchmark.evaluate`), beside the online MPC, the
@@ -55,6 +59,9 @@ from envs.workload import sample_instance
 from experiments.agents_cli import hyperparam
 
 CONTENDED_TARGET = 0.02  # relative regret on contended
+# --model: which of a run's models is scored. "best": the policy of its evaluations with the lowest mean cost on
+# the task's validation days (test days are never seen), "final": the last one.
+MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 IQM_TARGET = 0.95
 # Region sets for --generalise: regions no service node calls home, dropped; regions of the packaged data
 # with hourly prices and carbon that the default fleet lacks, added.
@@ -129,14 +136,15 @@ def train_all(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataF
 def evaluate_suite(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataFrame:
     """Every seed's model and the baselines on every task's fixed test episodes, scored against the
     certificates; the agent's rows are named ``ALGO/seed<S>``."""
-    templates = {str(run_folder(out, args.algo, "{task}", s) / "model.zip"): f"{args.algo}/seed{s}" for s in args.seeds}
+    model = MODEL_FILES[args.model]
+    templates = {str(run_folder(out, args.algo, "{task}", s) / model): f"{args.algo}/seed{s}" for s in args.seeds}
     baselines = list(args.baselines)
     reused = pd.DataFrame()
     if args.baselines_from is not None:  # the baselines' rows of an earlier run of this script: not replayed
         earlier = pd.read_csv(args.baselines_from)
         reused = earlier[earlier["policy"].isin(baselines) & earlier["task"].isin(tasks)]
         baselines = [b for b in baselines if b not in set(reused["policy"])]
-    df = benchmark.evaluate([*templates, *baselines], tasks, "test", progress=False)
+    df = benchmark.evaluate([*templates, *baselines], tasks, "test", progress=False, workers=args.workers)
     names = {str(Path(t).with_suffix("")): n for t, n in templates.items()}
     df["policy"] = df["policy"].map(lambda p: names.get(p, p))
     return pd.concat([df, reused], ignore_index=True)
@@ -157,6 +165,7 @@ def report(df: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, tasks
     """Print the per-task table, the targets, the suite's IQM and the throughput; return the summary."""
     agent = seed_mean(df, args.algo)
     summary: dict[str, Any] = {"algo": args.algo, "timesteps": args.timesteps, "seeds": list(args.seeds)}
+    summary["model"] = args.model
     lines = ["| task | agent regret % (mean of seeds) | per seed % | online MPC % | rolling MILP % | at or below MPC |"]
     lines.append("|---|---|---|---|---|---|")
     per_task = {}
@@ -247,7 +256,8 @@ def generalise(args: argparse.Namespace, task_name: str, out: Path, days: int) -
         f"more regions ({len(regions) + len(MORE_ADD)})": regions + [r for r in MORE_ADD if r not in regions],
     }
     agents = {
-        f"{args.algo}/seed{s}": Agent.load(run_folder(out, args.algo, task_name, s) / "model.zip") for s in args.seeds
+        f"{args.algo}/seed{s}": Agent.load(run_folder(out, args.algo, task_name, s) / MODEL_FILES[args.model])
+        for s in args.seeds
     }
     rows = []
     for variant, chosen in variants.items():
@@ -298,7 +308,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=50_000, help="env steps per run (the budget)")
     parser.add_argument("--hp", type=hyperparam, action="append", metavar="KEY=VALUE")
-    parser.add_argument("--init-from", default=None, choices=ALGOS, help="start from that algorithm's runs")
+    parser.add_argument(
+        "--init-from", default=None, choices=ALGOS, help="start from that algorithm's runs (their final models)"
+    )
+    parser.add_argument(
+        "--model",
+        default="best",
+        choices=tuple(MODEL_FILES),
+        help="score each run's policy of lowest mean cost on its validation days (default) or its final model",
+    )
     parser.add_argument("--eval-episodes", type=int, default=5, help="validation days evaluated in training")
     parser.add_argument("--oracle-time-limit", type=float, default=60.0)
     parser.add_argument(
@@ -306,6 +324,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--baselines-from", default=None, metavar="EPISODES.csv", help="reuse the baselines' rows of an earlier run"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="(task, policy) pairs played side by side on the test split"
     )
     parser.add_argument("--generalise", default=None, metavar="TASK", help="zero-shot checks of TASK's models")
     parser.add_argument("--generalise-days", type=int, default=10)
