@@ -105,7 +105,8 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 # a replica's charge pays off over its window's later tasks, hundreds of steps on, beyond the ~100-step horizon
 # of gamma 0.99; gamma 0.999 (~1,000 steps) was better on these five tasks and worse on contended and
 # residency, on each task's validation days (never its test days), by ``python -m experiments.bench.discount``
-# (MaskablePPO, 100k env steps, seed 0; the figures are in the README).
+# (MaskablePPO, 100k env steps, seed 0; the figures are in the README, where a second seed tips residency
+# towards the long horizon within its spread).
 # bc and dagger discount their critic's targets the same way, so that a clone fine-tuned with MaskablePPO
 # (--init-from) starts with a critic of the discount it goes on with.
 _LONG_HORIZON_TASKS = ("carbon", "flashcrowd", "global", "hubs", "shift")

@@ -129,8 +129,9 @@ def imap_unordered(
         return
     # Workers start from a fresh fork server, never a fork of this process: a fork made after torch (or any
     # OpenMP user) has started its thread pool here can hang in the child's first parallel op (seen: a benchmark
-    # of saved models, each worker stuck in torch's orthogonal init).
-    ctx = multiprocessing.get_context("forkserver")
+    # of saved models, each worker stuck in torch's orthogonal init). Spawn where there is no fork server (Windows).
+    fresh = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(fresh)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
     futures = {pool.submit(fn, *a): i for i, a in enumerate(jobs)}
     try:
