@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from baselines.milp import cached_oracle, solve_hindsight
+from baselines.mpc import OnlineMPC
 from envs.costs import slot_usage_gpu_s
 from envs.dynamics import ObsLayout, Trace, trace
 from envs.instance import Instance
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from agents.train import TrainConfig, TrainResult
 
 IMITATION_ALGOS = ("bc", "dagger")
+EXPERTS = ("oracle", "mpc")
 
 # Hyperparameters (TrainConfig.hyperparams overrides any of them). learning_rate also takes "lin_<start>":
 # linear decay to 0 over all the run's epochs. epochs: passes over the samples (BC), per round (DAgger).
@@ -71,6 +73,9 @@ _BC_DEFAULTS: dict[str, Any] = {
     # scarce regions to the last GPU-second; a clone, which cannot know them, overflows the tight tasks its
     # early placements crowded out (contended: 35-44% regret at 1.0, 6-9% at 0.85, the one value tried).
     "expert_capacity": 0.85,
+    # Who labels the states: "oracle" (the hindsight optimum, with expert_capacity) or "mpc" (the online MPC of
+    # baselines.mpc, which sees what the learner sees, so a clone can match it; DAgger relabels every step).
+    "expert": "oracle",
     "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it (per task: agents.train.TASK_DEFAULTS)
     "max_grad_norm": 0.5,
 }
@@ -108,6 +113,7 @@ def check_imitation_hyperparams(algo: str, timesteps: int, hyperparams: Mapping[
     need(number("value_coef") and hp["value_coef"] >= 0, "value_coef", "a number >= 0")
     need(number("max_grad_norm") and hp["max_grad_norm"] > 0, "max_grad_norm", "a number > 0")
     need(number("expert_capacity") and 0 < hp["expert_capacity"] <= 1, "expert_capacity", "a share in (0, 1]")
+    need(hp["expert"] in EXPERTS, "expert", f"one of {EXPERTS}")
     if algo == "dagger":
         need(number("solve_time_limit") and hp["solve_time_limit"] > 0, "solve_time_limit", "a number of seconds > 0")
         need(
@@ -549,49 +555,86 @@ def _collect(
         budget = demo
     else:  # the last round stops at the run's budget
         budget = min(int(hp["round_steps"]), cfg.timesteps - demo - (round_ - 1) * int(hp["round_steps"]))
-    gamma = float(hp["gamma"])
     parts: list[Samples] = []
     steps = solves = day = 0
     agent = Agent.from_model(model, "maskable_ppo") if round_ > 0 else None
+    mpc = OnlineMPC(scen) if hp["expert"] == "mpc" else None
     worst = 0.0
     while steps < budget and day < budget:  # (a day may have no task)
         if time.perf_counter() > deadline:
             return None
         inst = sample_instance(scen, seed=day_seed(cfg.seed, round_, day), num_tasks=cfg.num_tasks)
         if agent is None:
-            t = time.perf_counter()
-            sol = cached_oracle(expert_view(inst, float(hp["expert_capacity"])), cache, cfg.oracle_time_limit_s)
-            clock.oracle_s += time.perf_counter() - t
-            worst = max(worst, float(sol.mip_gap))
-            t = time.perf_counter()
-            parts.append(Samples.of(trace(inst, sol.plan, cfg.reward_scale), cfg.reward_scale, gamma))
-            clock.env_s += time.perf_counter() - t
-            solves += 1
+            samples, n, gap = _expert_day(inst, hp, mpc, cache, cfg, clock)
         else:
             t = time.perf_counter()
             plan = play(agent.act_batch, [inst], cfg.reward_scale)[0]
             clock.env_s += time.perf_counter() - t
             rng = np.random.default_rng([cfg.seed, 0x9017, round_, day])
-            points = relabel_points(inst.num_tasks, int(hp["solves_per_day"]), rng)
-            lab = relabel(
-                inst,
-                plan,
-                points,
-                expert_capacity=float(hp["expert_capacity"]),
-                reward_scale=cfg.reward_scale,
-                gamma=gamma,
-                time_limit_s=float(hp["solve_time_limit"]),
-            )
-            clock.oracle_s += lab.solve_s
-            clock.env_s += lab.replay_s
-            worst = max(worst, lab.worst_gap)
-            parts.append(lab.samples)
-            solves += lab.solves
+            samples, n, gap = _learner_day(inst, plan, hp, mpc, rng, cfg, clock)
+        parts.append(samples)
+        solves += n
+        worst = max(worst, gap)
         steps += inst.num_tasks
         day += 1
-    kind = "oracle days" if agent is None else "learner days relabelled"
-    log(f"round {round_}: {day} {kind}, {steps:,} env steps, {solves} oracle solutions (worst gap {worst:.1e})")
+    kind = "expert days" if agent is None else "learner days relabelled"
+    expert = f"{solves} oracle solutions (worst gap {worst:.1e})" if mpc is None else "labelled by the online MPC"
+    log(f"round {round_}: {day} {kind}, {steps:,} env steps, {expert}")
     return Samples.concat(parts), steps, solves
+
+
+def _expert_day(
+    inst: Instance, hp: dict[str, Any], mpc: OnlineMPC | None, cache: Path, cfg: TrainConfig, clock: Clock
+) -> tuple[Samples, int, float]:
+    """One day played by the expert: its samples, the oracle solutions it used (0 for the MPC) and their gap."""
+    t = time.perf_counter()
+    if mpc is None:
+        sol = cached_oracle(expert_view(inst, float(hp["expert_capacity"])), cache, cfg.oracle_time_limit_s)
+        plan, solves, gap = sol.plan, 1, float(sol.mip_gap)
+    else:
+        plan, solves, gap = mpc.plan(inst), 0, 0.0
+    clock.oracle_s += time.perf_counter() - t
+    t = time.perf_counter()
+    samples = Samples.of(trace(inst, plan, cfg.reward_scale), cfg.reward_scale, float(hp["gamma"]))
+    clock.env_s += time.perf_counter() - t
+    return samples, solves, gap
+
+
+def _learner_day(
+    inst: Instance,
+    plan: NDArray[np.int64],
+    hp: dict[str, Any],
+    mpc: OnlineMPC | None,
+    rng: np.random.Generator,
+    cfg: TrainConfig,
+    clock: Clock,
+) -> tuple[Samples, int, float]:
+    """A learner's day labelled by the expert: the oracle at ``solves_per_day`` points (:func:`relabel`), or
+    the MPC at every step (its choice at each state the learner reached; the critic's targets are the
+    learner's own returns). Returns the samples, the oracle solutions used and their worst gap."""
+    gamma = float(hp["gamma"])
+    if mpc is not None:
+        t = time.perf_counter()
+        labels = mpc.plan(inst, follow=plan)
+        clock.oracle_s += time.perf_counter() - t
+        t = time.perf_counter()
+        tr = trace(inst, plan, cfg.reward_scale)
+        clock.env_s += time.perf_counter() - t
+        own = Samples.of(tr, cfg.reward_scale, gamma)
+        return dataclasses.replace(own, action=labels), 0, 0.0
+    points = relabel_points(inst.num_tasks, int(hp["solves_per_day"]), rng)
+    lab = relabel(
+        inst,
+        plan,
+        points,
+        expert_capacity=float(hp["expert_capacity"]),
+        reward_scale=cfg.reward_scale,
+        gamma=gamma,
+        time_limit_s=float(hp["solve_time_limit"]),
+    )
+    clock.oracle_s += lab.solve_s
+    clock.env_s += lab.replay_s
+    return lab.samples, lab.solves, lab.worst_gap
 
 
 def _prune_log(log_csv: Path, rows: int) -> None:

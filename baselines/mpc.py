@@ -61,7 +61,7 @@ from typing import Any
 
 import highspy
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from baselines.milp.model import SilentHighs
 from envs.core import DEFAULT_REWARD_SCALE
@@ -421,13 +421,20 @@ class OnlineMPC:
         self.stats: MpcStats | None = None  # of the last plan
 
     # ------------------------------------------------------------------------------------------ plan
-    def plan(self, instance: Instance) -> NDArray[np.int64]:
+    def plan(self, instance: Instance, follow: ArrayLike | None = None) -> NDArray[np.int64]:
         """The actions of ``instance``'s tasks, each chosen at its arrival from what is known then, played in
-        arrival order through the env's dynamics. :attr:`stats` says how it went."""
+        arrival order through the env's dynamics. :attr:`stats` says how it went.
+
+        ``follow``: another policy's actions (one per task), played instead of the MPC's own: the result is
+        then the MPC's choice at each state that policy reached (DAgger's labels with the MPC as expert). Each
+        must be admissible when played (budget, residency, capacity left); ``ValueError`` names the first
+        that is not.
+        """
         inst = instance
         self._check_compatible(inst)
         t0 = time.perf_counter()
         K, R, W = inst.num_tasks, inst.num_regions, inst.replica_window_h
+        played = None if follow is None else _followed(follow, K, R)
         plan = np.full(K, R, dtype=np.int64)
         if K == 0:
             self.stats = MpcStats(0, time.perf_counter() - t0, 0, 0, 0, 0, 0)
@@ -471,9 +478,13 @@ class OnlineMPC:
             if a is None or not live[a]:
                 a = _cheapest_admissible(cost, live, ~batch.warm[0, m] * charge[m])
                 fallbacks += 1
+            plan[k] = a
+            if played is not None:  # the followed policy's action is the one played
+                a = int(played[k])
+                if not live[a]:
+                    raise ValueError(f"follow[{k}] = {a}: not admissible when played (budget, residency or capacity)")
             if a < R and not batch.warm[0, m, a]:
                 model.open_replica(a, m)
-            plan[k] = a
             batch.advance_one(a)
         self.stats = MpcStats(K, time.perf_counter() - t0, solves, branched, fallbacks, built, max_cols)
         return plan
@@ -536,6 +547,20 @@ class OnlineMPC:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _followed(follow: ArrayLike, num_tasks: int, num_regions: int) -> IntArray:
+    """``follow`` as ``[K]`` actions, checked: one integer action in ``[0, R]`` per task."""
+    arr = np.asarray(follow)
+    if arr.shape != (num_tasks,) or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"follow: expected {num_tasks} integer actions (one per task), got {arr.dtype} {arr.shape}")
+    bad = (arr < 0) | (arr > num_regions)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(
+            f"follow[{k}] = {int(arr[k])}: expected an action in [0, {num_regions}] ({num_regions} is overflow)"
+        )
+    return arr.astype(np.int64)
+
+
 def _choose(model: _SlotModel) -> tuple[int | None, int, bool]:
     """``(action or None if HiGHS failed, LP solves, fractional)``: task k's action, by the LP and, when its
     x is fractional, by branching on task k's action."""

@@ -18,6 +18,7 @@ from conftest import make_toy_instance
 from agents.evaluate import Agent, evaluation_instances, play
 from agents.imitation import (
     Samples,
+    day_seed,
     discounted_returns,
     expert_view,
     relabel,
@@ -28,7 +29,8 @@ from agents.policies import MaskableRegionPolicy
 from agents.train import TrainConfig, train
 from baselines.heuristics import make_heuristic
 from baselines.milp import solve_hindsight
-from envs import Instance, Scenario, evaluate_plan
+from baselines.mpc import OnlineMPC
+from envs import Instance, Scenario, evaluate_plan, sample_instance
 from envs.dynamics import InadmissibleAction, ObsLayout, trace
 from envs.placement import PlacementEnv
 from experiments.cli import main
@@ -219,6 +221,29 @@ def test_imitation_run_saves_loads_and_evaluates_identically(tmp_path: Path, toy
         train(cfg, scenario=toy_scenario, log=quiet)
 
 
+def test_the_online_mpc_as_expert_labels_every_state(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """expert="mpc": round 0 holds the MPC's own plans of its days; a DAgger round holds the states the learner
+    reached, each labelled with the MPC's choice there (every step), and the learner's own returns."""
+    cfg = imitation_config(tmp_path, "dagger", eval_every=0)
+    cfg = TrainConfig(**{**cfg.to_json(), "hyperparams": {**cfg.hyperparams, "expert": "mpc"}})
+    res = train(cfg, scenario=toy_scenario, log=quiet)
+    assert res.oracle_solves == 0 and res.oracle_s > 0  # the expert's time, no oracle solution
+    mpc = OnlineMPC(toy_scenario)
+    rounds = [Samples.load(Path(cfg.out) / "data" / f"round_{r:03d}.npz") for r in range(2)]
+    day0 = sample_instance(toy_scenario, seed=day_seed(cfg.seed, 0, 0), num_tasks=TASKS)
+    np.testing.assert_array_equal(rounds[0].action[:TASKS], mpc.plan(day0))
+    # Round 1's first day, played by the policy round 0 left (its last checkpoint), labelled by the MPC
+    (played_by,) = (Path(cfg.out) / "checkpoints").glob("step_*_round_000_epoch_0002.zip")
+    day1 = sample_instance(toy_scenario, seed=day_seed(cfg.seed, 1, 0), num_tasks=TASKS)
+    plan = play(Agent.load(played_by).act_batch, [day1], cfg.reward_scale)[0]
+    own = Samples.of(trace(day1, plan, cfg.reward_scale), cfg.reward_scale, float(cfg.hyperparams.get("gamma", 0.99)))
+    np.testing.assert_array_equal(rounds[1].obs[:TASKS], own.obs)
+    np.testing.assert_array_equal(rounds[1].ret[:TASKS], own.ret)
+    labels = rounds[1].action[:TASKS]
+    np.testing.assert_array_equal(labels, mpc.plan(day1, follow=plan))
+    assert (labels != plan).any()  # labels, not the learner's own actions: the check above could fail
+
+
 @pytest.mark.parametrize("algo", ["bc", "dagger"])
 def test_a_resumed_imitation_run_ends_where_the_uninterrupted_one_does(
     tmp_path: Path, toy_scenario: Scenario, algo: str
@@ -307,6 +332,7 @@ def test_imitation_config_is_checked() -> None:
         ("bc", {"gamma": 1.5}, "gamma"),
         ("bc", {"value_coef": -1}, "value_coef"),
         ("bc", {"expert_capacity": 0}, "expert_capacity"),
+        ("bc", {"expert": "greedy"}, "expert"),
         ("dagger", {"round_steps": 0}, "round_steps"),
         ("dagger", {"solves_per_day": 0}, "solves_per_day"),
         ("dagger", {"solve_time_limit": 0}, "solve_time_limit"),

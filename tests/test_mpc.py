@@ -136,6 +136,45 @@ def test_leaves_room_for_the_demand_the_forecast_announces(contended: Scenario, 
     assert action not in (region, busy.overflow_action)
 
 
+def test_following_another_policy_labels_the_states_it_reaches(
+    contended_mpc: OnlineMPC, contended_day: Instance
+) -> None:
+    """``follow``: the MPC's choice at each state another policy's actions reach (DAgger's labels). Following
+    its own plan gives that plan; following a plan that leaves the MPC's at task j gives the MPC's actions up to
+    j, then the MPC's choices in the states the other plan made."""
+    inst, mpc = contended_day, contended_mpc
+    own = mpc.plan(inst)
+    np.testing.assert_array_equal(mpc.plan(inst, follow=own), own)
+    greedy = make_heuristic("greedy", inst).plan(inst)
+    j = int(np.flatnonzero(greedy != own)[0])
+    mixed = np.concatenate([own[:j], greedy[j:]])
+    labels = mpc.plan(inst, follow=mixed)
+    np.testing.assert_array_equal(labels[: j + 1], own[: j + 1])  # the state at j is the MPC's own
+    assert (labels[j + 1 :] != mixed[j + 1 :]).any()  # the labels are not the followed actions
+    # The label at k depends on the followed prefix only: the same on the day cut after task k.
+    for k in (j + 1, j + 7, inst.num_tasks - 1):
+        assert mpc.plan(inst.subset(slice(0, k + 1)), follow=mixed[: k + 1])[k] == labels[k]
+
+
+def test_follow_is_checked(contended_mpc: OnlineMPC, contended_day: Instance) -> None:
+    inst = contended_day
+    R, K = inst.num_regions, inst.num_tasks
+    with pytest.raises(ValueError, match=rf"follow: expected {K} integer actions"):
+        contended_mpc.plan(inst, follow=np.zeros(K - 1, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"follow: expected"):
+        contended_mpc.plan(inst, follow=np.zeros(K))  # floats
+    bad = np.full(K, R, dtype=np.int64)
+    bad[3] = R + 1
+    with pytest.raises(ValueError, match=rf"follow\[3\] = {R + 1}: expected an action in \[0, {R}\]"):
+        contended_mpc.plan(inst, follow=bad)
+    mask = static_mask(inst, cost_matrix(inst))
+    k = int(np.flatnonzero(~mask[:, :R].all(axis=1))[0])  # a task with an inadmissible region
+    bad = np.full(K, R, dtype=np.int64)
+    bad[k] = int(np.flatnonzero(~mask[k, :R])[0])
+    with pytest.raises(ValueError, match=rf"follow\[{k}\] = {bad[k]}: not admissible"):
+        contended_mpc.plan(inst, follow=bad)
+
+
 def test_refuses_an_instance_of_another_scenario(contended_mpc: OnlineMPC, contended_day: Instance) -> None:
     other = contended_day.replace(model_names=("small", "large"))
     with pytest.raises(ValueError, match="model_names"):
