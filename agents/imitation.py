@@ -1,4 +1,5 @@
-"""Imitation of the hindsight oracle: behaviour cloning (``bc``) and DAgger (``dagger``) for the region policy.
+"""Imitation of an expert, the hindsight oracle (default) or the online MPC: behaviour cloning (``bc``) and DAgger
+(``dagger``) for the region policy.
 
 Both train the actor-critic of MaskablePPO with the region net (:class:`agents.policies.MaskableRegionPolicy`)
 by supervised learning, and save it as a MaskablePPO model: ``geoinfer evaluate``, ``geoinfer benchmark`` and
@@ -20,10 +21,17 @@ RL fine-tuning (``TrainConfig.init_from``) read it like any other run's model.
   visits up to the next point are labelled by the same solve (each action of an optimal continuation is
   the optimum of what remains after the ones before it). The samples of all rounds are aggregated and
   the policy trained ``epochs`` more epochs on them each round.
+* **The online MPC as expert** (``expert="mpc"``): :class:`baselines.mpc.OnlineMPC` is online, as the learner:
+  it knows no task before it arrives, where the oracle's plans rest on every later arrival. It reads more of
+  the forecast than the observation shows (the window's later hours, not only the current one) and the
+  replicas of every model.
+  Round 0's days are played by the MPC; a DAgger round labels *every* step of the learner's days with the
+  MPC's choice in the state the learner reached (``OnlineMPC.plan(inst, follow=plan)``), and the critic
+  learns the learner's own returns. No oracle solution is used; the clock's oracle time is the MPC's.
 
-Budgets are counted in env steps (``TrainConfig.timesteps``: the oracle days' steps and the learner's
-rollout steps) and in oracle solutions; the run's ``config.json`` holds every setting. Every random draw
-(days, relabelling points, minibatches) derives from ``(seed, round, epoch or day)``, so a run resumed
+Budgets are counted in env steps (``TrainConfig.timesteps``: the expert's days' steps and the learner's
+rollout steps) and in oracle solutions (none with the MPC); the run's ``config.json`` holds every setting.
+Every random draw (days, relabelling points, minibatches) derives from ``(seed, round, epoch or day)``, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have.
 
 Run folder (as the SB3 algorithms', see :mod:`agents.train`)::
@@ -68,7 +76,7 @@ _BC_DEFAULTS: dict[str, Any] = {
     "learning_rate": "lin_1e-3",  # linear decay to 0 over all the run's epochs
     "batch_size": 256,
     "epochs": 10,
-    "value_coef": 0.5,  # weight of the critic's loss (its targets: the oracle's discounted returns)
+    "value_coef": 0.5,  # weight of the critic's loss (its targets: the expert's discounted returns)
     # The share of each slot's capacity the oracle plans with. The oracle knows every later arrival and packs
     # scarce regions to the last GPU-second; a clone, which cannot know them, overflows the tight tasks its
     # early placements crowded out (contended: 35-44% regret at 1.0, 6-9% at 0.85, the one value tried).
@@ -84,7 +92,7 @@ IMITATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "dagger": {
         **_BC_DEFAULTS,
         "epochs": 5,
-        "demo_steps": 50_000,  # round 0: env steps of oracle days (behaviour cloning)
+        "demo_steps": 50_000,  # round 0: env steps of the expert's days (behaviour cloning)
         "round_steps": 25_000,  # each later round: env steps the learner plays
         "solves_per_day": 16,  # relabelling solves per learner day
         "solve_time_limit": 30.0,  # s per relabelling solve
@@ -119,7 +127,7 @@ def check_imitation_hyperparams(algo: str, timesteps: int, hyperparams: Mapping[
         need(
             timesteps > hp["demo_steps"],
             "demo_steps",
-            f"fewer than timesteps = {timesteps} (round 0's oracle days; the rest are the learner's rounds)",
+            f"fewer than timesteps = {timesteps} (round 0's expert days; the rest are the learner's rounds)",
         )
 
 
@@ -132,7 +140,8 @@ def day_seed(seed: int, round_: int, day: int) -> int:
 @dataclass(frozen=True, slots=True)
 class Samples:
     """Labelled states: observation ``[N, D]``, mask ``[N, R + 1]``, expert action ``[N]``, and the discounted
-    return (reward units) of the expert's plan from that state ``[N]``."""
+    return (reward units) from that state ``[N]`` of the plan that was played (the expert's, or with the MPC's
+    relabelling the learner's)."""
 
     obs: NDArray[np.float32]
     mask: NDArray[np.bool_]
@@ -317,8 +326,8 @@ def supervised_epoch(
 
 @dataclass
 class Clock:
-    """Wall time of a run and where it went (env replay and rollouts, oracle, network), cumulated over
-    its sessions. Seconds."""
+    """Wall time of a run and where it went (env replay and rollouts, the expert: oracle solves or MPC plans,
+    network), cumulated over its sessions. Seconds."""
 
     wall0: float = 0.0
     env_s: float = 0.0
@@ -545,9 +554,10 @@ def _collect(
     log: Callable[[str], Any],
     deadline: float = math.inf,
 ) -> tuple[Samples, int, int] | None:
-    """Round ``round_``'s samples: oracle days (round 0) or the learner's relabelled days; also the env steps
-    it played and the oracle solutions it used (one per oracle day, one per relabelling point; a day's
-    solution read back from the cache counts too). ``None`` if the deadline passed before the round ended."""
+    """Round ``round_``'s samples: the expert's days (round 0) or the learner's relabelled days; also the env
+    steps it played and the oracle solutions it used (one per oracle day, one per relabelling point; a day's
+    solution read back from the cache counts too; none with the MPC). ``None`` if the deadline passed before
+    the round ended. The MPC is built on the training scenario: its sample tasks come from the train split."""
     from agents.evaluate import Agent, play
 
     demo = min(int(hp.get("demo_steps", cfg.timesteps)), cfg.timesteps)
@@ -558,7 +568,9 @@ def _collect(
     parts: list[Samples] = []
     steps = solves = day = 0
     agent = Agent.from_model(model, "maskable_ppo") if round_ > 0 else None
+    t = time.perf_counter()
     mpc = OnlineMPC(scen) if hp["expert"] == "mpc" else None
+    clock.oracle_s += time.perf_counter() - t
     worst = 0.0
     while steps < budget and day < budget:  # (a day may have no task)
         if time.perf_counter() > deadline:

@@ -260,7 +260,7 @@ class TrainResult:
     session_s: float
     stopped_by_clock: bool
     eval_history: list[dict[str, float]]
-    oracle_s: float = 0.0  # imitation: time in the oracle's solves
+    oracle_s: float = 0.0  # imitation: time in the expert (the oracle's solves or the MPC's plans)
     oracle_solves: int = 0
     net_s: float = 0.0  # imitation: time in the network's updates
 
@@ -446,6 +446,8 @@ def train(
         if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS) and hp_path.is_file():  # task defaults may have changed
             started = json.loads(hp_path.read_text())
             now = hyperparams_of(cfg)
+            # a key the run's file lacks is one added since, which the run had at its default
+            started = {**ALGO_DEFAULTS[cfg.algo], **started}
             diff += [
                 f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r}"
                 for k in sorted(set(started) | set(now))

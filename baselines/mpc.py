@@ -97,7 +97,9 @@ class MpcStats:
     wall_s: float  # the whole plan, s (forecast costs, models, solves, bookkeeping)
     lp_solves: int  # HiGHS runs, branches included
     branched: int  # tasks whose LP assignment was fractional, settled by branching
-    fallbacks: int  # tasks played by the cheapest-admissible rule (LP failed or its action inadmissible)
+    # tasks chosen (played, or labelled with follow) by the cheapest-admissible rule (LP failed or its
+    # action inadmissible)
+    fallbacks: int
     models_built: int  # one per slot with arrivals
     max_cols: int  # columns of the largest slot model
 
@@ -431,6 +433,7 @@ class OnlineMPC:
         that is not.
         """
         inst = instance
+        self.stats = None
         self._check_compatible(inst)
         t0 = time.perf_counter()
         K, R, W = inst.num_tasks, inst.num_regions, inst.replica_window_h
@@ -482,7 +485,10 @@ class OnlineMPC:
             if played is not None:  # the followed policy's action is the one played
                 a = int(played[k])
                 if not live[a]:
-                    raise ValueError(f"follow[{k}] = {a}: not admissible when played (budget, residency or capacity)")
+                    raise ValueError(
+                        f"follow[{k}] = {a}: not admissible when played (budget, residency or capacity left); "
+                        f"expected one of {np.flatnonzero(live).tolist()}"
+                    )
             if a < R and not batch.warm[0, m, a]:
                 model.open_replica(a, m)
             batch.advance_one(a)

@@ -53,9 +53,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     res = train(cfg, resume=args.resume)
     where = f"{res.env_share:.0%} of the run's {res.wall_s:.0f} s inside the env"
-    if res.oracle_solves:
+    if res.net_s > 0:  # imitation: the expert's time and the network's updates are measured
+        solves = f" ({res.oracle_solves:,} oracle solves)" if res.oracle_solves else ""
         where += (
-            f", {res.oracle_s / res.wall_s:.0%} in {res.oracle_solves:,} oracle solves, "
+            f", {res.oracle_s / res.wall_s:.0%} in the expert{solves}, "
             f"{res.net_s / res.wall_s:.0%} in the network's updates"
         )
     print(

@@ -26,7 +26,7 @@ from agents.imitation import (
     supervised_epoch,
 )
 from agents.policies import MaskableRegionPolicy
-from agents.train import TrainConfig, train
+from agents.train import TrainConfig, hyperparams_of, train
 from baselines.heuristics import make_heuristic
 from baselines.milp import solve_hindsight
 from baselines.mpc import OnlineMPC
@@ -43,9 +43,9 @@ def quiet(_msg: str) -> None:
     pass
 
 
-def imitation_config(tmp_path: Path, algo: str = "bc", **changes: object) -> TrainConfig:
+def imitation_config(tmp_path: Path, algo: str = "bc", expert: str = "oracle", **changes: object) -> TrainConfig:
     """A run on 40-task days of the toy scenario: a few days, a few epochs, two fixed evaluation days."""
-    hp: dict[str, object] = {"epochs": 3, "batch_size": 64}
+    hp: dict[str, object] = {"epochs": 3, "batch_size": 64, "expert": expert}
     if algo == "dagger":
         hp.update(demo_steps=80, round_steps=80, solves_per_day=3, epochs=2)
     base: dict[str, object] = {
@@ -224,8 +224,7 @@ def test_imitation_run_saves_loads_and_evaluates_identically(tmp_path: Path, toy
 def test_the_online_mpc_as_expert_labels_every_state(tmp_path: Path, toy_scenario: Scenario) -> None:
     """expert="mpc": round 0 holds the MPC's own plans of its days; a DAgger round holds the states the learner
     reached, each labelled with the MPC's choice there (every step), and the learner's own returns."""
-    cfg = imitation_config(tmp_path, "dagger", eval_every=0)
-    cfg = TrainConfig(**{**cfg.to_json(), "hyperparams": {**cfg.hyperparams, "expert": "mpc"}})
+    cfg = imitation_config(tmp_path, "dagger", "mpc", eval_every=0)
     res = train(cfg, scenario=toy_scenario, log=quiet)
     assert res.oracle_solves == 0 and res.oracle_s > 0  # the expert's time, no oracle solution
     mpc = OnlineMPC(toy_scenario)
@@ -236,7 +235,7 @@ def test_the_online_mpc_as_expert_labels_every_state(tmp_path: Path, toy_scenari
     (played_by,) = (Path(cfg.out) / "checkpoints").glob("step_*_round_000_epoch_0002.zip")
     day1 = sample_instance(toy_scenario, seed=day_seed(cfg.seed, 1, 0), num_tasks=TASKS)
     plan = play(Agent.load(played_by).act_batch, [day1], cfg.reward_scale)[0]
-    own = Samples.of(trace(day1, plan, cfg.reward_scale), cfg.reward_scale, float(cfg.hyperparams.get("gamma", 0.99)))
+    own = Samples.of(trace(day1, plan, cfg.reward_scale), cfg.reward_scale, float(hyperparams_of(cfg)["gamma"]))
     np.testing.assert_array_equal(rounds[1].obs[:TASKS], own.obs)
     np.testing.assert_array_equal(rounds[1].ret[:TASKS], own.ret)
     labels = rounds[1].action[:TASKS]
@@ -244,17 +243,17 @@ def test_the_online_mpc_as_expert_labels_every_state(tmp_path: Path, toy_scenari
     assert (labels != plan).any()  # labels, not the learner's own actions: the check above could fail
 
 
-@pytest.mark.parametrize("algo", ["bc", "dagger"])
+@pytest.mark.parametrize(("algo", "expert"), [("bc", "oracle"), ("dagger", "oracle"), ("dagger", "mpc")])
 def test_a_resumed_imitation_run_ends_where_the_uninterrupted_one_does(
-    tmp_path: Path, toy_scenario: Scenario, algo: str
+    tmp_path: Path, toy_scenario: Scenario, algo: str, expert: str
 ) -> None:
-    full = imitation_config(tmp_path / "full", algo)
+    full = imitation_config(tmp_path / "full", algo, expert=expert)
     done = train(full, scenario=toy_scenario, log=quiet)
     ckpts = sorted(p.name for p in (Path(full.out) / "checkpoints").glob("step_*.zip"))
     # a checkpoint once a round's samples are in, then one per epoch
     assert len(ckpts) == (1 + 3 if algo == "bc" else 2 * (1 + 2))
     for keep in range(1, len(ckpts)):  # interrupted after each checkpoint but the last, and resumed
-        part = imitation_config(tmp_path / f"part{keep}", algo)
+        part = imitation_config(tmp_path / f"part{keep}", algo, expert)
         shutil.copytree(full.out, part.out)
         (Path(part.out) / "config.json").write_text(json.dumps(part.to_json()))
         for name in ckpts[keep:]:
@@ -285,7 +284,8 @@ def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: 
     hp_file.write_text(started.replace('"gamma": 0.99', '"gamma": 0.999'))  # as if the defaults had changed since
     with pytest.raises(ValueError, match=r"hyperparams.json's gamma: run has 0.999, now 0.99"):
         train(again, resume=True, scenario=toy_scenario, log=quiet)
-    hp_file.write_text(started)
+    older = {k: v for k, v in json.loads(started).items() if k != "expert"}  # written before the key existed
+    hp_file.write_text(json.dumps(older))  # a key added since counts at its default
     second = train(again, resume=True, scenario=toy_scenario, log=quiet)
     assert not second.stopped_by_clock and second.num_timesteps >= again.timesteps
     reference = train(imitation_config(tmp_path / "ref", "bc"), scenario=toy_scenario, log=quiet)

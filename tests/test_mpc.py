@@ -8,9 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+import baselines.mpc
 from baselines.heuristics import make_heuristic
 from baselines.mpc import OnlineMPC
 from envs import Instance, Scenario, check_plan_feasible, cost_matrix, evaluate_plan, sample_instance, static_mask
+from envs.dynamics import EpisodeBatch, ObsLayout, trace
 
 NUM_TASKS = 300
 
@@ -148,12 +150,38 @@ def test_following_another_policy_labels_the_states_it_reaches(
     greedy = make_heuristic("greedy", inst).plan(inst)
     j = int(np.flatnonzero(greedy != own)[0])
     mixed = np.concatenate([own[:j], greedy[j:]])
-    labels = mpc.plan(inst, follow=mixed)
+    opened: list[tuple[int, int]] = []  # the replicas the MPC's slot models are told are open
+    real_open = baselines.mpc._SlotModel.open_replica
+
+    def spy(self: baselines.mpc._SlotModel, i: int, m: int) -> None:
+        opened.append((i, m))
+        real_open(self, i, m)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(baselines.mpc._SlotModel, "open_replica", spy)
+        labels = mpc.plan(inst, follow=mixed)
+    assert opened == _openings(inst, mixed)  # its model's state is the followed plan's
     np.testing.assert_array_equal(labels[: j + 1], own[: j + 1])  # the state at j is the MPC's own
-    assert (labels[j + 1 :] != mixed[j + 1 :]).any()  # the labels are not the followed actions
+    assert (labels[j + 1 :] != own[j + 1 :]).any()  # and then the states mixed reaches, not its own
+    assert (labels[j + 1 :] != mixed[j + 1 :]).any()  # labels, not the followed actions
+    reached = trace(inst, mixed, 1.0).mask
+    assert reached[np.arange(inst.num_tasks), labels].all()  # each admissible in the state it labels
     # The label at k depends on the followed prefix only: the same on the day cut after task k.
     for k in (j + 1, j + 7, inst.num_tasks - 1):
         assert mpc.plan(inst.subset(slice(0, k + 1)), follow=mixed[: k + 1])[k] == labels[k]
+
+
+def _openings(inst: Instance, plan: np.ndarray) -> list[tuple[int, int]]:
+    """(region, model) of every replica ``plan`` opens, in order, by the env's dynamics."""
+    batch = EpisodeBatch(1, ObsLayout.of(inst), len(inst.model_names), 1.0, False, False)
+    batch.load(0, inst)
+    out = []
+    for k, a in enumerate(plan.tolist()):
+        m = int(inst.model_idx[k])
+        if a < inst.num_regions and not batch.warm[0, m, a]:
+            out.append((a, m))
+        batch.advance_one(a)
+    return out
 
 
 def test_follow_is_checked(contended_mpc: OnlineMPC, contended_day: Instance) -> None:

@@ -21,7 +21,8 @@ rolling MILP and heuristics, and prints:
   online MPC and the rolling MILP by more than two standard errors of the paired difference;
 * the suite's interquartile mean of the normalised score with its 95% stratified-bootstrap interval
   (rliable, on the seed-averaged days; target 0.95), next to the online MPC's;
-* training throughput: env steps/s and the share of the wall time in the env, the oracle and the network;
+* training throughput: env steps/s and the share of the wall time in the env, the expert (the oracle's solves or
+  the MPC's plans) and the network;
 * with ``--generalise TASK``: TASK's models zero-shot on its held-out test days, on days with fewer and
   with more regions than in training (the task's test months; oracle, online MPC and heuristics on the same
   days). The different season is the ``shift`` task's own split (trained April to September, tested
@@ -115,7 +116,7 @@ def train_all(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataF
                 "wall_s": res.wall_s,
                 "steps_per_s": res.num_timesteps / res.wall_s if res.wall_s > 0 else float("nan"),
                 "env_share": res.env_share,
-                "oracle_share": res.oracle_s / res.wall_s if res.wall_s > 0 else 0.0,
+                "expert_share": res.oracle_s / res.wall_s if res.wall_s > 0 else 0.0,
                 "eval_share": sum(h["eval_s"] for h in res.eval_history) / res.wall_s,
                 "oracle_solves": res.oracle_solves,
             }
@@ -207,13 +208,14 @@ def report(df: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, tasks
         print(line)
         below = [t for t, r in per_task.items() if r["at_or_below_mpc"] is False]
         print(f"tasks where the agent is above the online MPC's regret: {below or 'none'}")
-    shares = ["env_share", "oracle_share", "network_share", "eval_share"]
+    shares = ["env_share", "expert_share", "network_share", "eval_share"]
     thr = runs.groupby("task")[["steps", "wall_s", "steps_per_s", *shares]].mean()
     thr["other_share"] = 1.0 - thr[shares].sum(axis=1)
     thr["oracle_solves"] = runs.groupby("task")["oracle_solves"].mean()
     print(
-        "training (mean over seeds): env steps, wall s, env steps/s, shares of the wall time (env, oracle, "
-        "network, evaluations during training, other: set-up and data handling), oracle solves"
+        "training (mean over seeds): env steps, wall s, env steps/s, shares of the wall time (env, expert: the "
+        "oracle's solves or the MPC's plans, network, evaluations during training, other: set-up and data "
+        "handling), oracle solves"
     )
     print(thr.to_string(float_format="{:,.2f}".format))
     summary["throughput"] = thr.reset_index().to_dict(orient="records")
