@@ -82,7 +82,7 @@ _BC_DEFAULTS: dict[str, Any] = {
     # early placements crowded out (contended: 35-44% regret at 1.0, 6-9% at 0.85, the one value tried).
     "expert_capacity": 0.85,
     # Who labels the states: "oracle" (the hindsight optimum, with expert_capacity) or "mpc" (the online MPC of
-    # baselines.mpc, which sees what the learner sees, so a clone can match it; DAgger relabels every step).
+    # baselines.mpc, online as the learner is: it knows no task before it arrives; DAgger relabels every step).
     "expert": "oracle",
     "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it (per task: agents.train.TASK_DEFAULTS)
     "max_grad_norm": 0.5,
