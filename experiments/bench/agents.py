@@ -88,6 +88,8 @@ def train_all(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataF
             summary = folder / "run.json"
             if summary.is_file() and (folder / "model.zip").is_file():  # a finished run
                 row = json.loads(summary.read_text())
+                if "oracle_share" in row:  # written before the expert could be the MPC
+                    row["expert_share"] = row.pop("oracle_share")
                 print(f"[{task} seed {seed}] reusing {folder} ({row['steps']:,} steps)")
                 rows.append(row)
                 continue
