@@ -195,7 +195,8 @@ class RegretEval(BaseCallback):
     ``(cost - oracle) / oracle``; NaN without oracle), ``eval/vs_reference`` (mean relative gap to the
     reference policy, e.g. greedy). The same figures are appended to ``log_csv``. The policy with the lowest
     mean cost so far is saved to ``best_zip`` (with its sidecars). ``on_eval`` is then called with the row (a
-    sweep reports it to Ray Tune).
+    sweep reports it to Ray Tune). ``first``: also evaluate the policy a fresh run starts with (a fine-tuned
+    clone's), so that the best policy kept is never worse on these episodes than the one it started from.
     """
 
     def __init__(
@@ -209,9 +210,10 @@ class RegretEval(BaseCallback):
         algo: str,
         clock: RunTimes | None = None,
         on_eval: Callable[[dict[str, float]], None] | None = None,
+        first: bool = False,
     ) -> None:
         super().__init__()
-        self.on_eval = on_eval
+        self.on_eval, self.first = on_eval, first
         self.instances = list(instances)
         self.oracle = np.asarray(oracle_usd, dtype=float)
         self.reference = np.asarray(reference_usd, dtype=float)
@@ -227,6 +229,8 @@ class RegretEval(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.last = self.model.num_timesteps
+        if self.first and self.model.num_timesteps == 0:  # not on a resume: that start was evaluated
+            self.evaluate()
 
     def _on_rollout_start(self) -> None:
         if self.every > 0 and self.model.num_timesteps - self.last >= self.every:

@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike, NDArray
 from baselines.milp import cached_oracle, solve_hindsight
 from baselines.mpc import OnlineMPC
 from envs.costs import slot_usage_gpu_s
-from envs.dynamics import ObsLayout, Trace, trace
+from envs.dynamics import REGION_FEATURES, ObsLayout, Trace, trace
 from envs.instance import Instance
 from envs.scenario import Scenario
 from envs.workload import sample_instance
@@ -86,7 +86,14 @@ _BC_DEFAULTS: dict[str, Any] = {
     "expert": "oracle",
     "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it (per task: agents.train.TASK_DEFAULTS)
     "max_grad_norm": 0.5,
+    # Weight of a label that opens a replica in the cross-entropy (label_weights). An expert opens one at 1-2% of
+    # its steps (hubs), and a clone trained unweighted never does: hubs at 102% regret on validation days after
+    # 50k env steps of the MPC's days, 15% with 5 (DAgger of the MPC, seed 0; the one value tried).
+    "replica_weight": 5.0,
 }
+# Keys added after runs had begun, with the value that gives the behaviour such a run had without them: a
+# run whose hyperparams.json lacks one resumes with that value (agents.train).
+ADDED_SINCE: dict[str, Any] = {"expert": "oracle", "replica_weight": 1.0}
 IMITATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "bc": dict(_BC_DEFAULTS),
     "dagger": {
@@ -120,6 +127,7 @@ def check_imitation_hyperparams(algo: str, timesteps: int, hyperparams: Mapping[
     need(number("gamma") and 0 < hp["gamma"] <= 1, "gamma", "a number in (0, 1]")
     need(number("value_coef") and hp["value_coef"] >= 0, "value_coef", "a number >= 0")
     need(number("max_grad_norm") and hp["max_grad_norm"] > 0, "max_grad_norm", "a number > 0")
+    need(number("replica_weight") and hp["replica_weight"] > 0, "replica_weight", "a number > 0")
     need(number("expert_capacity") and 0 < hp["expert_capacity"] <= 1, "expert_capacity", "a share in (0, 1]")
     need(hp["expert"] in EXPERTS, "expert", f"one of {EXPERTS}")
     if algo == "dagger":
@@ -168,6 +176,15 @@ class Samples:
         ret = discounted_returns(-reward_scale * tr.cost_usd, gamma)
         return cls(tr.obs[rows], tr.mask[rows], tr.action[rows], ret[rows].astype(np.float32))
 
+    def opens_replica(self, layout: ObsLayout) -> NDArray[np.bool_]:
+        """``[N]`` whether each label opens a replica: serves the task in a region where its model is cold."""
+        _task, region = layout.split(self.obs)
+        R = region.shape[1]
+        served = np.flatnonzero(self.action < R)
+        out = np.zeros(self.action.size, dtype=bool)
+        out[served] = region[served, self.action[served], REGION_FEATURES.index("replica_warm")] < 0.5
+        return out
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -178,6 +195,15 @@ class Samples:
     def load(cls, path: Path) -> Samples:
         with np.load(path) as z:
             return cls(z["obs"], z["mask"], z["action"], z["ret"])
+
+
+def label_weights(data: Samples, layout: ObsLayout, replica_weight: float) -> NDArray[np.float32] | None:
+    """The cross-entropy's weight of each sample: ``replica_weight`` where its label opens a replica, 1 elsewhere
+    (None when all are 1). Openings are rare (1-2% of an expert's steps on hubs) and each decides a window of
+    tasks, so an unweighted clone learns never to open one (see ``replica_weight`` in the defaults)."""
+    if replica_weight == 1.0:
+        return None
+    return np.where(data.opens_replica(layout), replica_weight, 1.0).astype(np.float32)
 
 
 def discounted_returns(rewards: NDArray[np.float64], gamma: float) -> NDArray[np.float64]:
@@ -282,10 +308,11 @@ def supervised_epoch(
     max_grad_norm: float,
     seed: Any,
     value_scale: float = 1.0,
+    weight: NDArray[np.float32] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``data`` in shuffled minibatches: masked cross-entropy on the expert's action plus
-    ``value_coef`` x the critic's squared error on ``ret / value_scale``. Returns the mean losses and the
-    accuracy (argmax = label).
+    """One pass over ``data`` in shuffled minibatches: masked cross-entropy on the expert's action (a mean
+    weighted by ``weight [N]`` if given, :func:`label_weights`) plus ``value_coef`` x the critic's squared error
+    on ``ret / value_scale``. Returns the mean losses and the accuracy (argmax = label), unweighted.
 
     The run passes the returns' standard deviation as ``value_scale``: the scale at which MaskablePPO's
     ``VecNormalize`` shows rewards to its critic, and a loss of the cross-entropy's order. On raw returns
@@ -309,7 +336,11 @@ def supervised_epoch(
         ret = th.as_tensor(data.ret[idx] / value_scale)
         logits, latent_vf = policy.mlp_extractor(policy.features_extractor(obs))
         logp = th.log_softmax(logits.masked_fill(~mask, -math.inf), dim=1)
-        nll = -logp.gather(1, act[:, None]).mean()
+        if weight is None:
+            nll = -logp.gather(1, act[:, None]).mean()
+        else:
+            w = th.as_tensor(weight[idx])
+            nll = -(w * logp.gather(1, act[:, None]).squeeze(1)).sum() / w.sum()
         value_loss = th.mean((policy.value_net(latent_vf).squeeze(1) - ret) ** 2)
         loss = nll + value_coef * value_loss
         policy.optimizer.zero_grad()
@@ -420,12 +451,13 @@ def run_imitation(
                 saved = checkpoint()
         data = Samples.concat(parts)
         value_scale = float(data.ret.std()) or 1.0
+        weight = label_weights(data, ObsLayout.of(scen), float(hp["replica_weight"]))
         for e in range(at.epoch + 1, epochs):
             if time.perf_counter() > deadline:
                 stopped = True
                 break
             lr = lr_of(1.0 - (at.round * epochs + e) / (rounds * epochs))
-            stats = _epoch(model, data, hp, lr, [cfg.seed, 0xBA7C, at.round, e], value_scale, clock)
+            stats = _epoch(model, data, hp, lr, [cfg.seed, 0xBA7C, at.round, e], value_scale, clock, weight)
             model.logger.record("train/oracle_solves", at.solves)
             evaluate = evaluator is not None and (e == epochs - 1 or cfg.algo == "bc")
             at = dataclasses.replace(at, epoch=e, evaluations=at.evaluations + evaluate)
@@ -479,7 +511,14 @@ def run_evaluator(
 
 
 def _epoch(
-    model: Any, data: Samples, hp: dict[str, Any], lr: float, seed: Any, value_scale: float, clock: Clock
+    model: Any,
+    data: Samples,
+    hp: dict[str, Any],
+    lr: float,
+    seed: Any,
+    value_scale: float,
+    clock: Clock,
+    weight: NDArray[np.float32] | None,
 ) -> dict[str, float]:
     """One supervised epoch of ``model``'s policy, timed as the network's, its figures recorded for TensorBoard."""
     t = time.perf_counter()
@@ -492,6 +531,7 @@ def _epoch(
         max_grad_norm=float(hp["max_grad_norm"]),
         seed=seed,
         value_scale=value_scale,
+        weight=weight,
     )
     clock.net_s += time.perf_counter() - t
     for k, v in stats.items():
@@ -557,96 +597,111 @@ def _collect(
     """Round ``round_``'s samples: the expert's days (round 0) or the learner's relabelled days; also the env
     steps it played and the oracle solutions it used (one per oracle day, one per relabelling point; a day's
     solution read back from the cache counts too; none with the MPC). ``None`` if the deadline passed before
-    the round ended. The MPC is built on the training scenario: its sample tasks come from the train split."""
+    the round ended. The MPC is built on the training scenario: its sample tasks come from the train split.
+
+    The round's days are drawn first (until their tasks reach its budget), the learner plays them all in one
+    batch, and the expert's work on them runs on ``cfg.expert_workers`` processes; the samples come back in day
+    order, so a run is the same whatever the number of workers."""
     from agents.evaluate import Agent, play
+    from benchmark.parallel import pmap
 
     demo = min(int(hp.get("demo_steps", cfg.timesteps)), cfg.timesteps)
     if round_ == 0:
         budget = demo
     else:  # the last round stops at the run's budget
         budget = min(int(hp["round_steps"]), cfg.timesteps - demo - (round_ - 1) * int(hp["round_steps"]))
-    parts: list[Samples] = []
-    steps = solves = day = 0
-    agent = Agent.from_model(model, "maskable_ppo") if round_ > 0 else None
+    t = time.perf_counter()
+    days: list[Instance] = []
+    steps = 0
+    while steps < budget and len(days) < budget:  # (a day may have no task)
+        days.append(sample_instance(scen, seed=day_seed(cfg.seed, round_, len(days)), num_tasks=cfg.num_tasks))
+        steps += days[-1].num_tasks
+    plans: list[NDArray[np.int64] | None] = [None] * len(days)
+    if round_ > 0:
+        plans = list(play(Agent.from_model(model, "maskable_ppo").act_batch, days, cfg.reward_scale))
+    clock.env_s += time.perf_counter() - t
     t = time.perf_counter()
     mpc = OnlineMPC(scen) if hp["expert"] == "mpc" else None
-    clock.oracle_s += time.perf_counter() - t
-    worst = 0.0
-    while steps < budget and day < budget:  # (a day may have no task)
+    jobs = [
+        (inst, plan, hp, mpc, cache, cfg.reward_scale, cfg.oracle_time_limit_s, [cfg.seed, 0x9017, round_, d])
+        for d, (inst, plan) in enumerate(zip(days, plans, strict=True))
+    ]
+    parts: list[Samples] = []
+    solves = 0
+    worst = expert_s = env_s = 0.0
+    for day in pmap(_label_day, jobs, workers=cfg.expert_workers):
         if time.perf_counter() > deadline:
             return None
-        inst = sample_instance(scen, seed=day_seed(cfg.seed, round_, day), num_tasks=cfg.num_tasks)
-        if agent is None:
-            samples, n, gap = _expert_day(inst, hp, mpc, cache, cfg, clock)
-        else:
-            t = time.perf_counter()
-            plan = play(agent.act_batch, [inst], cfg.reward_scale)[0]
-            clock.env_s += time.perf_counter() - t
-            rng = np.random.default_rng([cfg.seed, 0x9017, round_, day])
-            samples, n, gap = _learner_day(inst, plan, hp, mpc, rng, cfg, clock)
-        parts.append(samples)
-        solves += n
-        worst = max(worst, gap)
-        steps += inst.num_tasks
-        day += 1
-    kind = "expert days" if agent is None else "learner days relabelled"
+        parts.append(day.samples)
+        solves += day.solves
+        worst = max(worst, day.worst_gap)
+        expert_s, env_s = expert_s + day.expert_s, env_s + day.env_s
+    # The workers' time, summed, exceeds the wall time when they run side by side: the wall time is split
+    # between the expert and the env in proportion to it.
+    wall = time.perf_counter() - t
+    clock.oracle_s += wall * expert_s / max(expert_s + env_s, 1e-12)
+    clock.env_s += wall * env_s / max(expert_s + env_s, 1e-12)
+    kind = "expert days" if round_ == 0 else "learner days relabelled"
     expert = f"{solves} oracle solutions (worst gap {worst:.1e})" if mpc is None else "labelled by the online MPC"
-    log(f"round {round_}: {day} {kind}, {steps:,} env steps, {expert}")
+    log(f"round {round_}: {len(days)} {kind}, {steps:,} env steps, {expert}")
     return Samples.concat(parts), steps, solves
 
 
-def _expert_day(
-    inst: Instance, hp: dict[str, Any], mpc: OnlineMPC | None, cache: Path, cfg: TrainConfig, clock: Clock
-) -> tuple[Samples, int, float]:
-    """One day played by the expert: its samples, the oracle solutions it used (0 for the MPC) and their gap."""
-    t = time.perf_counter()
-    if mpc is None:
-        sol = cached_oracle(expert_view(inst, float(hp["expert_capacity"])), cache, cfg.oracle_time_limit_s)
-        plan, solves, gap = sol.plan, 1, float(sol.mip_gap)
-    else:
-        plan, solves, gap = mpc.plan(inst), 0, 0.0
-    clock.oracle_s += time.perf_counter() - t
-    t = time.perf_counter()
-    samples = Samples.of(trace(inst, plan, cfg.reward_scale), cfg.reward_scale, float(hp["gamma"]))
-    clock.env_s += time.perf_counter() - t
-    return samples, solves, gap
+@dataclass(frozen=True, slots=True)
+class _Day:
+    """One day's samples from the expert, the oracle solutions used, their worst gap and where the time went, s."""
+
+    samples: Samples
+    solves: int
+    worst_gap: float
+    expert_s: float
+    env_s: float
 
 
-def _learner_day(
+def _label_day(
     inst: Instance,
-    plan: NDArray[np.int64],
+    plan: NDArray[np.int64] | None,
     hp: dict[str, Any],
     mpc: OnlineMPC | None,
-    rng: np.random.Generator,
-    cfg: TrainConfig,
-    clock: Clock,
-) -> tuple[Samples, int, float]:
-    """A learner's day labelled by the expert: the oracle at ``solves_per_day`` points (:func:`relabel`), or
-    the MPC at every step (its choice at each state the learner reached; the critic's targets are the
-    learner's own returns). Returns the samples, the oracle solutions used and their worst gap."""
+    cache: Path,
+    reward_scale: float,
+    oracle_time_limit_s: float,
+    seed: list[int],
+) -> _Day:
+    """One day's samples (a worker's job of :func:`_collect`). ``plan is None``: the expert plays the day (the
+    oracle's cached solution, or the MPC's plan). Otherwise the learner played ``plan`` and the expert labels
+    the states it reached: the oracle at ``solves_per_day`` points (:func:`relabel`, points drawn from
+    ``seed``), or the MPC at every step (its choice at each state; the critic's targets are the learner's own
+    returns)."""
     gamma = float(hp["gamma"])
+    t = time.perf_counter()
+    if plan is None:
+        if mpc is None:
+            sol = cached_oracle(expert_view(inst, float(hp["expert_capacity"])), cache, oracle_time_limit_s)
+            played, solves, gap = sol.plan, 1, float(sol.mip_gap)
+        else:
+            played, solves, gap = mpc.plan(inst), 0, 0.0
+        expert_s = time.perf_counter() - t
+        t = time.perf_counter()
+        samples = Samples.of(trace(inst, played, reward_scale), reward_scale, gamma)
+        return _Day(samples, solves, gap, expert_s, time.perf_counter() - t)
     if mpc is not None:
-        t = time.perf_counter()
         labels = mpc.plan(inst, follow=plan)
-        clock.oracle_s += time.perf_counter() - t
+        expert_s = time.perf_counter() - t
         t = time.perf_counter()
-        tr = trace(inst, plan, cfg.reward_scale)
-        clock.env_s += time.perf_counter() - t
-        own = Samples.of(tr, cfg.reward_scale, gamma)
-        return dataclasses.replace(own, action=labels), 0, 0.0
-    points = relabel_points(inst.num_tasks, int(hp["solves_per_day"]), rng)
+        own = Samples.of(trace(inst, plan, reward_scale), reward_scale, gamma)
+        return _Day(dataclasses.replace(own, action=labels), 0, 0.0, expert_s, time.perf_counter() - t)
+    points = relabel_points(inst.num_tasks, int(hp["solves_per_day"]), np.random.default_rng(seed))
     lab = relabel(
         inst,
         plan,
         points,
         expert_capacity=float(hp["expert_capacity"]),
-        reward_scale=cfg.reward_scale,
+        reward_scale=reward_scale,
         gamma=gamma,
         time_limit_s=float(hp["solve_time_limit"]),
     )
-    clock.oracle_s += lab.solve_s
-    clock.env_s += lab.replay_s
-    return lab.samples, lab.solves, lab.worst_gap
+    return _Day(lab.samples, lab.solves, lab.worst_gap, lab.solve_s, lab.replay_s)
 
 
 def _prune_log(log_csv: Path, rows: int) -> None:

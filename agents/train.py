@@ -53,7 +53,13 @@ from agents.evaluate import (
     play,
     torch_threads,
 )
-from agents.imitation import IMITATION_ALGOS, IMITATION_DEFAULTS, check_imitation_hyperparams, run_imitation
+from agents.imitation import (
+    ADDED_SINCE,
+    IMITATION_ALGOS,
+    IMITATION_DEFAULTS,
+    check_imitation_hyperparams,
+    run_imitation,
+)
 from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
 from agents.rllib import RLLIB_ALGOS, RLLIB_DEFAULTS, check_rllib_hyperparams
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
@@ -158,7 +164,8 @@ class TrainConfig:
     by episode content (``None``: the run's ``eval`` folder); ``bc`` and ``dagger`` keep their training days'
     solutions there too (``None``: ``OUT/oracle``). ``init_from``: a model ``.zip`` of the region policy (a
     ``bc`` or ``dagger`` run's, say) whose weights start a ``maskable_ppo`` run: reinforcement fine-tuning of
-    a cloned policy.
+    a cloned policy. ``expert_workers``: processes that compute ``bc`` and ``dagger``'s expert days and labels
+    (oracle solutions, MPC plans) side by side; the run is the same whatever their number.
     """
 
     algo: str = "maskable_ppo"
@@ -180,6 +187,7 @@ class TrainConfig:
     eval_tasks: int | None = None
     oracle_time_limit_s: float = 120.0
     oracle_cache: str | None = None
+    expert_workers: int = 1
     init_from: str | None = None
     checkpoint_every: int = 100_000
     max_minutes: float | None = None
@@ -195,7 +203,7 @@ class TrainConfig:
         need(self.algo in ALGOS, "algo", f"one of {ALGOS}")
         need(self.policy in POLICIES, "policy", f"one of {POLICIES}")
         need(self.vec_backend in VEC_BACKENDS, "vec_backend", f"one of {VEC_BACKENDS}")
-        for name in ("timesteps", "num_envs", "hidden", "torch_threads"):
+        for name in ("timesteps", "num_envs", "hidden", "torch_threads", "expert_workers"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "an integer >= 1")
         for name in ("eval_every", "checkpoint_every", "eval_episodes", "seed"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "an integer >= 0")
@@ -435,21 +443,25 @@ def train(
             "hidden",
             "reward_scale",
         )
+        hp_path = out / "hyperparams.json"
         if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS):  # rounds, learning-rate schedule (RLlib keeps its own)
-            fixed = (*fixed, "timesteps", "hyperparams")
+            # the hyperparameters as resolved (hyperparams.json, below) must match; overrides may be spelled
+            # differently (a key given whose value is the default, one that a run began without)
+            fixed = (*fixed, "timesteps") + (() if hp_path.is_file() else ("hyperparams",))
         diff = [
             f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}"
             for k in fixed
             if getattr(stored, k) != getattr(cfg, k)
         ]
-        hp_path = out / "hyperparams.json"
         if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS) and hp_path.is_file():  # task defaults may have changed
             started = json.loads(hp_path.read_text())
             now = hyperparams_of(cfg)
-            # a key the run's file lacks is one added since, which the run had at its default
-            started = {**ALGO_DEFAULTS[cfg.algo], **started}
+            # a key the run's file lacks is one added since: the run had it at the value of its former behaviour
+            added = {k: v for k, v in ADDED_SINCE.items() if k in ALGO_DEFAULTS[cfg.algo]}
+            started = {**ALGO_DEFAULTS[cfg.algo], **added, **started}
             diff += [
-                f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r}"
+                f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r} "
+                f"(pass --hp {k}={started.get(k)} to go on as the run began)"
                 for k in sorted(set(started) | set(now))
                 if started.get(k) != now.get(k)
             ]
@@ -523,6 +535,7 @@ def _train(
             cfg.algo,
             clock,
             on_eval,
+            first=cfg.init_from is not None,  # the clone is a candidate: fine-tuning may only make it worse
         )
         callbacks.append(evaluator)
     limit = WallClockLimit(cfg.max_minutes * 60) if cfg.max_minutes is not None else None

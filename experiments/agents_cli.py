@@ -44,6 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_tasks=args.eval_tasks,
         oracle_time_limit_s=args.oracle_time_limit,
         oracle_cache=args.oracle_cache,
+        expert_workers=args.expert_workers,
         init_from=args.init_from,
         checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes,
@@ -217,6 +218,14 @@ def add_subcommands(sub: Any) -> None:
         metavar="DIR",
         default=None,
         help="folder where oracle solutions are kept by episode content (reused by later runs)",
+    )
+    tr.add_argument(
+        "--expert-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="bc / dagger: processes that solve the expert's days and labels side by side (default 1; "
+        "the run is the same whatever N)",
     )
     tr.add_argument(
         "--init-from",

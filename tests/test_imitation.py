@@ -4,6 +4,7 @@ and a clone starts reinforcement fine-tuning."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ from agents.imitation import (
     day_seed,
     discounted_returns,
     expert_view,
+    label_weights,
     relabel,
     relabel_points,
     supervised_epoch,
@@ -109,6 +111,27 @@ def test_trace_replays_the_env(toy_scenario: Scenario) -> None:
 
 def test_discounted_returns_by_hand() -> None:
     np.testing.assert_allclose(discounted_returns(np.array([1.0, 2.0, 4.0]), 0.5), [1 + 1 + 1, 2 + 2, 4])
+
+
+def test_labels_that_open_a_replica_are_found_and_weighted(toy_scenario: Scenario) -> None:
+    """``Samples.opens_replica``: the labels that serve a task where its model is cold (neither permanent nor
+    opened earlier in the window), tracked here by hand along the plan; ``label_weights`` weighs exactly those."""
+    inst = sample_instance(toy_scenario, seed=3, num_tasks=TASKS)
+    plan = OnlineMPC(toy_scenario).plan(inst)
+    data = Samples.of(trace(inst, plan, SCALE), SCALE, 0.99)
+    R, expected = inst.num_regions, np.zeros(inst.num_tasks, dtype=bool)
+    warm, window = inst.permanent_replica.copy(), -1
+    for k, a in enumerate(plan.tolist()):
+        if inst.window_idx[k] != window:
+            warm, window = inst.permanent_replica.copy(), int(inst.window_idx[k])
+        if a < R:
+            expected[k] = not warm[a, inst.model_idx[k]]
+            warm[a, inst.model_idx[k]] = True
+    assert expected.any() and not expected.all()  # the day opens replicas, and serves warm too
+    opens = data.opens_replica(ObsLayout.of(inst))
+    np.testing.assert_array_equal(opens, expected)
+    assert label_weights(data, ObsLayout.of(inst), 1.0) is None
+    np.testing.assert_array_equal(label_weights(data, ObsLayout.of(inst), 5.0), np.where(expected, 5.0, 1.0))
 
 
 # ---------------------------------------------------------------------------------- behaviour cloning
@@ -243,6 +266,25 @@ def test_the_online_mpc_as_expert_labels_every_state(tmp_path: Path, toy_scenari
     assert (labels != plan).any()  # labels, not the learner's own actions: the check above could fail
 
 
+@pytest.mark.parametrize("expert", ["oracle", "mpc"])
+def test_expert_workers_change_nothing_but_the_time(tmp_path: Path, toy_scenario: Scenario, expert: str) -> None:
+    """The expert's days and labels computed by two processes: the same samples, solves and weights as by one."""
+    runs = []
+    for workers in (1, 2):
+        cfg = imitation_config(tmp_path / f"w{workers}", "dagger", expert, eval_every=0, expert_workers=workers)
+        runs.append((cfg, train(cfg, scenario=toy_scenario, log=quiet)))
+    (one, res_one), (two, res_two) = runs
+    assert res_one.oracle_solves == res_two.oracle_solves and res_one.num_timesteps == res_two.num_timesteps
+    for r in range(2):
+        a, b = (Samples.load(Path(c.out) / "data" / f"round_{r:03d}.npz") for c in (one, two))
+        for field in ("obs", "mask", "action", "ret"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    for a, b in zip(weights(Path(one.out) / "model.zip"), weights(Path(two.out) / "model.zip"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="expert_workers"):
+        imitation_config(tmp_path, "dagger", expert_workers=0)
+
+
 @pytest.mark.parametrize(("algo", "expert"), [("bc", "oracle"), ("dagger", "oracle"), ("dagger", "mpc")])
 def test_a_resumed_imitation_run_ends_where_the_uninterrupted_one_does(
     tmp_path: Path, toy_scenario: Scenario, algo: str, expert: str
@@ -284,11 +326,17 @@ def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: 
     hp_file.write_text(started.replace('"gamma": 0.99', '"gamma": 0.999'))  # as if the defaults had changed since
     with pytest.raises(ValueError, match=r"hyperparams.json's gamma: run has 0.999, now 0.99"):
         train(again, resume=True, scenario=toy_scenario, log=quiet)
-    older = {k: v for k, v in json.loads(started).items() if k != "expert"}  # written before the key existed
-    hp_file.write_text(json.dumps(older))  # a key added since counts at its default
+    # Written before two keys existed: the run had them at the values of its former behaviour, expert "oracle"
+    # (the default, nothing to say) and replica_weight 1 (the default is 5 since: --hp says to go on at 1)
+    older = {k: v for k, v in json.loads(started).items() if k not in ("expert", "replica_weight")}
+    hp_file.write_text(json.dumps(older))
+    with pytest.raises(ValueError, match=r"replica_weight: run has 1.0, now 5.0 \(pass --hp replica_weight=1.0"):
+        train(again, resume=True, scenario=toy_scenario, log=quiet)
+    again = imitation_config(tmp_path, "bc", checkpoint_every=0)
+    again = dataclasses.replace(again, hyperparams={**again.hyperparams, "replica_weight": 1.0})
     second = train(again, resume=True, scenario=toy_scenario, log=quiet)
     assert not second.stopped_by_clock and second.num_timesteps >= again.timesteps
-    reference = train(imitation_config(tmp_path / "ref", "bc"), scenario=toy_scenario, log=quiet)
+    reference = train(dataclasses.replace(again, out=str(tmp_path / "ref" / "bc")), scenario=toy_scenario, log=quiet)
     for a, b in zip(weights(reference.model_path), weights(second.model_path), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -325,6 +373,33 @@ def test_fine_tuning_starts_from_the_clone(tmp_path: Path, toy_scenario: Scenari
         train(TrainConfig(**bigger), scenario=toy_scenario, log=quiet)
 
 
+def test_fine_tuning_evaluates_the_clone_first(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """A fine-tuning run's first evaluation row is the clone's own policy (step 0), so its best model is never
+    worse on the evaluation episodes than the clone; a run from scratch has no such row."""
+    clone_cfg = imitation_config(tmp_path, "bc", eval_every=0)
+    clone = train(clone_cfg, scenario=toy_scenario, log=quiet)
+    hp = {"n_steps": 64, "batch_size": 64, "n_epochs": 1, "learning_rate": 3e-3}
+    base = dict(algo="maskable_ppo", timesteps=256, num_envs=2, num_tasks=TASKS, hidden=16, hyperparams=hp,
+                eval_every=128, eval_episodes=2, eval_tasks=TASKS, checkpoint_every=0, progress_bar=False,
+                oracle_time_limit_s=10.0)  # fmt: skip
+    tuned = TrainConfig(**base, out=str(tmp_path / "tuned"), init_from=str(clone.model_path))  # type: ignore[arg-type]
+    train(tuned, scenario=toy_scenario, log=quiet)
+    log = pd.read_csv(Path(tuned.out) / "eval" / "log.csv")
+    days = [Instance.load(f) for f in sorted((Path(tuned.out) / "eval").glob("eval_seed*_tasks40.npz"))]
+
+    def mean_usd(model: Path) -> float:
+        plans = play(Agent.load(model).act_batch, days)
+        return float(np.mean([evaluate_plan(i, p).total_usd for i, p in zip(days, plans, strict=True)]))
+
+    clone_usd = mean_usd(clone.model_path)
+    assert log["timesteps"].iloc[0] == 0 and log["total_usd"].iloc[0] == pytest.approx(clone_usd, rel=1e-12)
+    best_usd = mean_usd(Path(tuned.out) / "best_model.zip")
+    assert best_usd == pytest.approx(log["total_usd"].min(), rel=1e-12) and best_usd <= clone_usd + 1e-9
+    scratch = TrainConfig(**base, out=str(tmp_path / "scratch"))  # type: ignore[arg-type]
+    train(scratch, scenario=toy_scenario, log=quiet)
+    assert (pd.read_csv(Path(scratch.out) / "eval" / "log.csv")["timesteps"] > 0).all()
+
+
 def test_imitation_config_is_checked() -> None:
     for algo, hp, field in [
         ("bc", {"epochs": 0}, "epochs"),
@@ -333,6 +408,7 @@ def test_imitation_config_is_checked() -> None:
         ("bc", {"value_coef": -1}, "value_coef"),
         ("bc", {"expert_capacity": 0}, "expert_capacity"),
         ("bc", {"expert": "greedy"}, "expert"),
+        ("dagger", {"replica_weight": 0}, "replica_weight"),
         ("dagger", {"round_steps": 0}, "round_steps"),
         ("dagger", {"solves_per_day": 0}, "solves_per_day"),
         ("dagger", {"solve_time_limit": 0}, "solve_time_limit"),

@@ -7,9 +7,9 @@ runs/bench_agents``.
 For each task and seed it trains ``geoinfer train --algo ALGO --scenario TASK --seed S --timesteps N`` (a
 budget in env steps; every hyperparameter is the default, the algorithm's and the task's, unless ``--hp``
 says otherwise; the run folder's ``config.json`` and ``hyperparams.json`` record every setting), or reuses
-the run when its folder already holds the model. Each run's scored model is, by default, the policy of its
-evaluations with the lowest mean cost on the task's validation days (``best_model.zip``; ``--model final``:
-its last, ``model.zip``).
+the run when its folder already holds the model; ``--workers N`` trains N runs side by side. Each run's
+scored model is, by default, the policy of its evaluations with the lowest mean cost on the task's validation
+days (``best_model.zip``; ``--model final``: its last, ``model.zip``).
 ``--init-from bc`` starts each ``maskable_ppo`` run from the ``bc`` run of the same task and seed under
 ``--out`` (reinforcement fine-tuning of the clone). Then it scores every seed's model on the task's fixed
 test episodes against the shipped certificates (:func:`benchmark.evaluate`), beside the online MPC, the
@@ -53,6 +53,7 @@ from agents.train import ALGOS, TrainConfig, train
 from baselines.heuristics import make_heuristic
 from baselines.milp import cached_oracle
 from baselines.mpc import OnlineMPC
+from benchmark.parallel import pmap
 from benchmark.scores import add_scores
 from envs.costs import evaluate_plan
 from envs.tasks import TASKS, select_tasks
@@ -80,60 +81,61 @@ def run_folder(out: Path, algo: str, task: str, seed: int) -> Path:
 
 
 def train_all(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataFrame:
-    """Train (or reuse) one run per (task, seed); one row each with its budget, time and shares."""
-    rows = []
-    for task in tasks:
-        for seed in args.seeds:
-            folder = run_folder(out, args.algo, task, seed)
-            summary = folder / "run.json"
-            if summary.is_file() and (folder / "model.zip").is_file():  # a finished run
-                row = json.loads(summary.read_text())
-                if "oracle_share" in row:  # written before the expert could be the MPC
-                    row["expert_share"] = row.pop("oracle_share")
-                print(f"[{task} seed {seed}] reusing {folder} ({row['steps']:,} steps)")
-                rows.append(row)
-                continue
-            init = None
-            if args.init_from is not None:
-                init = str(run_folder(out, args.init_from, task, seed) / "model.zip")
-            cfg = TrainConfig(
-                algo=args.algo,
-                scenario=task,
-                timesteps=args.timesteps,
-                seed=seed,
-                out=str(folder),
-                hyperparams=dict(args.hp or []),
-                eval_episodes=args.eval_episodes,
-                oracle_time_limit_s=args.oracle_time_limit,
-                oracle_cache=str(out / "oracle_cache"),
-                init_from=init,
-                progress_bar=False,
-            )
-            print(f"[{task} seed {seed}] training {args.algo} for {args.timesteps:,} env steps ...", flush=True)
-            res = train(cfg, resume=latest_checkpoint(folder / "checkpoints") is not None, log=print)
-            row = {
-                "task": task,
-                "seed": seed,
-                "steps": res.num_timesteps,
-                "wall_s": res.wall_s,
-                "steps_per_s": res.num_timesteps / res.wall_s if res.wall_s > 0 else float("nan"),
-                "env_share": res.env_share,
-                "expert_share": res.oracle_s / res.wall_s if res.wall_s > 0 else 0.0,
-                "eval_share": sum(h["eval_s"] for h in res.eval_history) / res.wall_s,
-                "oracle_solves": res.oracle_solves,
-            }
-            # imitation measures its updates; for RL the network is the rest of training (rollouts' forward
-            # passes and updates)
-            rest = res.wall_s - res.env_s - res.oracle_s - row["eval_share"] * res.wall_s
-            row["network_share"] = (res.net_s if res.net_s > 0 else rest) / res.wall_s
-            summary.write_text(json.dumps(row, indent=2))
-            rows.append(row)
-            print(
-                f"[{task} seed {seed}] {row['steps']:,} steps in {row['wall_s']:.0f} s, "
-                f"{row['oracle_solves']} oracle solves",
-                flush=True,
-            )
-    return pd.DataFrame(rows)
+    """Train (or reuse) one run per (task, seed), ``args.workers`` runs side by side; one row each with its
+    budget, time and shares (a run's throughput is its own, beside the others)."""
+    jobs = [(args, task, seed, out) for task in tasks for seed in args.seeds]
+    return pd.DataFrame(list(pmap(train_one, jobs, workers=args.workers)))
+
+
+def train_one(args: argparse.Namespace, task: str, seed: int, out: Path) -> dict[str, Any]:
+    """One (task, seed) run of :func:`train_all`, trained or reused when its folder holds a finished one."""
+    folder = run_folder(out, args.algo, task, seed)
+    summary = folder / "run.json"
+    if summary.is_file() and (folder / "model.zip").is_file():  # a finished run
+        row: dict[str, Any] = json.loads(summary.read_text())
+        if "oracle_share" in row:  # written before the expert could be the MPC
+            row["expert_share"] = row.pop("oracle_share")
+        print(f"[{task} seed {seed}] reusing {folder} ({row['steps']:,} steps)", flush=True)
+        return row
+    init = None
+    if args.init_from is not None:
+        init = str(run_folder(out, args.init_from, task, seed) / "model.zip")
+    cfg = TrainConfig(
+        algo=args.algo,
+        scenario=task,
+        timesteps=args.timesteps,
+        seed=seed,
+        out=str(folder),
+        hyperparams=dict(args.hp or []),
+        eval_episodes=args.eval_episodes,
+        oracle_time_limit_s=args.oracle_time_limit,
+        oracle_cache=str(out / "oracle_cache"),
+        init_from=init,
+        progress_bar=False,
+    )
+    print(f"[{task} seed {seed}] training {args.algo} for {args.timesteps:,} env steps ...", flush=True)
+    res = train(cfg, resume=latest_checkpoint(folder / "checkpoints") is not None, log=print)
+    row = {
+        "task": task,
+        "seed": seed,
+        "steps": res.num_timesteps,
+        "wall_s": res.wall_s,
+        "steps_per_s": res.num_timesteps / res.wall_s if res.wall_s > 0 else float("nan"),
+        "env_share": res.env_share,
+        "expert_share": res.oracle_s / res.wall_s if res.wall_s > 0 else 0.0,
+        "eval_share": sum(h["eval_s"] for h in res.eval_history) / res.wall_s,
+        "oracle_solves": res.oracle_solves,
+    }
+    # imitation measures its updates; for RL the network is the rest of training (rollouts' forward
+    # passes and updates)
+    rest = res.wall_s - res.env_s - res.oracle_s - row["eval_share"] * res.wall_s
+    row["network_share"] = (res.net_s if res.net_s > 0 else rest) / res.wall_s
+    summary.write_text(json.dumps(row, indent=2))
+    print(
+        f"[{task} seed {seed}] {row['steps']:,} steps in {row['wall_s']:.0f} s, {row['oracle_solves']} oracle solves",
+        flush=True,
+    )
+    return row
 
 
 def evaluate_suite(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataFrame:
@@ -330,7 +332,10 @@ def main() -> None:
         "--baselines-from", default=None, metavar="EPISODES.csv", help="reuse the baselines' rows of an earlier run"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="(task, policy) pairs played side by side on the test split"
+        "--workers",
+        type=int,
+        default=1,
+        help="runs trained side by side, then (task, policy) pairs played side by side on the test split",
     )
     parser.add_argument("--generalise", default=None, metavar="TASK", help="zero-shot checks of TASK's models")
     parser.add_argument("--generalise-days", type=int, default=10)

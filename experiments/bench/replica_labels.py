@@ -18,7 +18,7 @@ import torch as th
 
 from agents.evaluate import Agent
 from agents.imitation import Samples
-from envs.dynamics import REGION_FEATURES, ObsLayout
+from envs.dynamics import ObsLayout
 from envs.scenario import Scenario
 
 
@@ -29,19 +29,15 @@ def main() -> None:
     scenario = Scenario.load(json.loads((run / "config.json").read_text())["scenario"])
     layout = ObsLayout.of(scenario)
     policy = Agent.load(run / "model.zip").model.policy
-    warm = REGION_FEATURES.index("replica_warm")
     for path in sorted((run / "data").glob("round_*.npz")):
         d = Samples.load(path)
-        _task, region = layout.split(d.obs)
-        R = region.shape[1]
+        R = d.mask.shape[1] - 1
         with th.no_grad():
             logits = policy.mlp_extractor(th.as_tensor(d.obs))[0].masked_fill(~th.as_tensor(d.mask), -th.inf)
         logits_np = logits.numpy()
         pred = logits_np.argmax(1)
         rows = np.arange(d.action.size)
-        served = d.action < R
-        opens = np.zeros(d.action.size, dtype=bool)
-        opens[served] = region[rows[served], d.action[served], warm] < 0.5
+        opens = d.opens_replica(layout)
         margin = logits_np[rows, d.action] - logits_np.max(1)
         print(
             f"{path.stem}: {d.action.size} samples, accuracy {(pred == d.action).mean():.3f}; labels opening a "
