@@ -87,8 +87,8 @@ _BC_DEFAULTS: dict[str, Any] = {
     "gamma": 0.99,  # discount of those returns, as PPO's fine-tuning uses it (per task: agents.train.TASK_DEFAULTS)
     "max_grad_norm": 0.5,
     # Weight of a label that opens a replica in the cross-entropy (label_weights). An expert opens one at 1-2% of
-    # its steps (hubs), and a clone trained unweighted never does: hubs at 102% regret on validation days after
-    # 50k env steps of the MPC's days, 15% with 5 (DAgger of the MPC, seed 0; the one value tried).
+    # its steps (hubs), and a clone trained unweighted never does: on hubs' validation days, 102% regret after
+    # 50k env steps of the MPC's days, 14% with 5 (DAgger of the MPC, seed 0; 5 the one value tried).
     "replica_weight": 5.0,
 }
 # Keys added after runs had begun, with the value that gives the behaviour such a run had without them: a

@@ -3,8 +3,10 @@
 Run: ``python -m experiments.bench.replica_labels RUN_DIR`` on a ``bc`` or ``dagger`` run folder. For each
 round's samples (``RUN_DIR/data/round_<R>.npz``) and the run's final model it prints: the share of labels
 that open a replica (a region cold for the task's model), the model's accuracy on those, the share of them
-it sends to overflow instead, and the median logit of the label below the model's choice. Prints, does not
-assert.
+it sends to overflow instead, and the median logit of the label below the model's choice; then, on those
+states, the model's mean probability of the label, of all the admissible cold regions together and of
+overflow, and the median number of admissible cold regions (the mass an argmax splits among near-equal
+openings). Prints, does not assert.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch as th
 
 from agents.evaluate import Agent
 from agents.imitation import Samples
-from envs.dynamics import ObsLayout
+from envs.dynamics import REGION_FEATURES, ObsLayout
 from envs.scenario import Scenario
 
 
@@ -45,6 +47,16 @@ def main() -> None:
             f"overflow {(pred[opens] == R).mean():.1%}, median logit below the choice "
             f"{-np.median(margin[opens]) if opens.any() else float('nan'):.3f}"
         )
+        if opens.any():
+            prob = th.softmax(logits, dim=1).numpy()[opens]
+            _task, region = layout.split(d.obs[opens])
+            cold = (region[..., REGION_FEATURES.index("replica_warm")] < 0.5) & d.mask[opens, :R]
+            label = prob[np.arange(prob.shape[0]), d.action[opens]].mean()
+            print(
+                f"  where the label opens one: probability of the label {label:.3f}, "
+                f"of all cold admissible regions {(prob[:, :R] * cold).sum(1).mean():.3f}, of overflow "
+                f"{prob[:, R].mean():.3f}; cold admissible regions, median {np.median(cold.sum(1)):.0f}"
+            )
 
 
 if __name__ == "__main__":
