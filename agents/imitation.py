@@ -312,7 +312,8 @@ def supervised_epoch(
 ) -> dict[str, float]:
     """One pass over ``data`` in shuffled minibatches: masked cross-entropy on the expert's action (a mean
     weighted by ``weight [N]`` if given, :func:`label_weights`) plus ``value_coef`` x the critic's squared error
-    on ``ret / value_scale``. Returns the mean losses and the accuracy (argmax = label), unweighted.
+    on ``ret / value_scale``. Returns the mean losses (the cross-entropy as weighted) and the accuracy (argmax
+    = label, unweighted).
 
     The run passes the returns' standard deviation as ``value_scale``: the scale at which MaskablePPO's
     ``VecNormalize`` shows rewards to its critic, and a loss of the cross-entropy's order. On raw returns
@@ -601,10 +602,14 @@ def _collect(
 
     The round's days are drawn first (until their tasks reach its budget), the learner plays them all in one
     batch, and the expert's work on them runs on ``cfg.expert_workers`` processes; the samples come back in day
-    order, so a run is the same whatever the number of workers."""
+    order, so a run is the same whatever the number of workers (as long as no oracle solve stops at its time
+    limit). The deadline is checked before the round, after the learner's play and after each day (with
+    several workers, the days in flight then finish first)."""
     from agents.evaluate import Agent, play
     from benchmark.parallel import pmap
 
+    if time.perf_counter() > deadline:
+        return None
     demo = min(int(hp.get("demo_steps", cfg.timesteps)), cfg.timesteps)
     if round_ == 0:
         budget = demo
@@ -620,6 +625,8 @@ def _collect(
     if round_ > 0:
         plans = list(play(Agent.from_model(model, "maskable_ppo").act_batch, days, cfg.reward_scale))
     clock.env_s += time.perf_counter() - t
+    if time.perf_counter() > deadline:
+        return None
     t = time.perf_counter()
     mpc = OnlineMPC(scen) if hp["expert"] == "mpc" else None
     jobs = [
@@ -629,18 +636,24 @@ def _collect(
     parts: list[Samples] = []
     solves = 0
     worst = expert_s = env_s = 0.0
+
+    def account() -> None:
+        # The workers' time, summed, exceeds the wall time when they run side by side: the wall time is split
+        # between the expert and the env in proportion to it.
+        wall = time.perf_counter() - t
+        clock.oracle_s += wall * expert_s / max(expert_s + env_s, 1e-12)
+        clock.env_s += wall * env_s / max(expert_s + env_s, 1e-12)
+
+    # (with one worker, pmap computes a day only when the loop asks for it: none after the deadline)
     for day in pmap(_label_day, jobs, workers=cfg.expert_workers):
-        if time.perf_counter() > deadline:
-            return None
         parts.append(day.samples)
         solves += day.solves
         worst = max(worst, day.worst_gap)
         expert_s, env_s = expert_s + day.expert_s, env_s + day.env_s
-    # The workers' time, summed, exceeds the wall time when they run side by side: the wall time is split
-    # between the expert and the env in proportion to it.
-    wall = time.perf_counter() - t
-    clock.oracle_s += wall * expert_s / max(expert_s + env_s, 1e-12)
-    clock.env_s += wall * env_s / max(expert_s + env_s, 1e-12)
+        if time.perf_counter() > deadline and len(parts) < len(jobs):
+            account()
+            return None
+    account()
     kind = "expert days" if round_ == 0 else "learner days relabelled"
     expert = f"{solves} oracle solutions (worst gap {worst:.1e})" if mpc is None else "labelled by the online MPC"
     log(f"round {round_}: {len(days)} {kind}, {steps:,} env steps, {expert}")

@@ -443,28 +443,15 @@ def train(
             "hidden",
             "reward_scale",
         )
-        hp_path = out / "hyperparams.json"
         if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS):  # rounds, learning-rate schedule (RLlib keeps its own)
-            # the hyperparameters as resolved (hyperparams.json, below) must match; overrides may be spelled
-            # differently (a key given whose value is the default, one that a run began without)
-            fixed = (*fixed, "timesteps") + (() if hp_path.is_file() else ("hyperparams",))
+            fixed = (*fixed, "timesteps")
         diff = [
             f"{k}: run has {getattr(stored, k)!r}, asked {getattr(cfg, k)!r}"
             for k in fixed
             if getattr(stored, k) != getattr(cfg, k)
         ]
-        if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS) and hp_path.is_file():  # task defaults may have changed
-            started = json.loads(hp_path.read_text())
-            now = hyperparams_of(cfg)
-            # a key the run's file lacks is one added since: the run had it at the value of its former behaviour
-            added = {k: v for k, v in ADDED_SINCE.items() if k in ALGO_DEFAULTS[cfg.algo]}
-            started = {**ALGO_DEFAULTS[cfg.algo], **added, **started}
-            diff += [
-                f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r} "
-                f"(pass --hp {k}={started.get(k)} to go on as the run began)"
-                for k in sorted(set(started) | set(now))
-                if started.get(k) != now.get(k)
-            ]
+        if cfg.algo in (*IMITATION_ALGOS, *RLLIB_ALGOS):
+            diff += _hyperparam_differences(cfg, stored, out / "hyperparams.json")
         if diff:
             raise ValueError("--resume with settings that differ from the run's config.json: " + "; ".join(diff))
         ckpt = latest_checkpoint(ckpt_dir)
@@ -491,6 +478,39 @@ def train(
 
             return run_rllib(cfg, scen, eval_scen, out, ckpt, log, on_eval)
         return _train(cfg, scen, eval_scen, out, ckpt, ckpt_dir, eval_dir, tb, log, on_eval)
+
+
+def _hyperparam_differences(cfg: TrainConfig, stored: TrainConfig, hp_path: Path) -> list[str]:
+    """Why a bc, dagger or rllib_ppo run may not resume with ``cfg`` (its hyperparameters), or nothing.
+
+    With the run's ``hyperparams.json``, the values as resolved must match (task defaults may have changed
+    since; an override may be spelled differently: a key given at its default). Without it (a run from before
+    the file), the overrides as given. Either way a key of ``ADDED_SINCE`` that the run lacks is one added
+    since: the run had it at the value of its former behaviour, and goes on only with that value.
+    """
+    added = {k: v for k, v in ADDED_SINCE.items() if k in ALGO_DEFAULTS[cfg.algo]}
+    diff = []
+    if hp_path.is_file():
+        started = {**ALGO_DEFAULTS[cfg.algo], **added, **json.loads(hp_path.read_text())}
+        now = hyperparams_of(cfg)
+        kwargs = (stored.hyperparams.get("policy_kwargs"), cfg.hyperparams.get("policy_kwargs"))  # not in the file
+        if kwargs[0] != kwargs[1]:
+            diff.append(f"hyperparams' policy_kwargs: run has {kwargs[0]!r}, asked {kwargs[1]!r}")
+    else:
+
+        def given(hp: Mapping[str, Any]) -> dict[str, Any]:  # a key given at its former value: as if not given
+            return {k: v for k, v in hp.items() if not (k in added and v == added[k])}
+
+        if given(stored.hyperparams) != given(cfg.hyperparams):
+            diff.append(f"hyperparams: run has {dict(stored.hyperparams)!r}, asked {dict(cfg.hyperparams)!r}")
+        started = {k: v for k, v in added.items() if k not in stored.hyperparams}
+        now = {k: hyperparams_of(cfg)[k] for k in started}
+    return diff + [
+        f"hyperparams.json's {k}: run has {started.get(k)!r}, now {now.get(k)!r} "
+        f"(pass --hp {k}={json.dumps(started.get(k))} to go on as the run began)"
+        for k in sorted(set(started) | set(now))
+        if started.get(k) != now.get(k)
+    ]
 
 
 def _train(

@@ -134,6 +134,33 @@ def test_labels_that_open_a_replica_are_found_and_weighted(toy_scenario: Scenari
     np.testing.assert_array_equal(label_weights(data, ObsLayout.of(inst), 5.0), np.where(expected, 5.0, 1.0))
 
 
+def test_a_label_weighted_k_times_counts_as_k_copies(toy_scenario: Scenario) -> None:
+    """supervised_epoch's weighted cross-entropy (one minibatch, no critic loss): weight k on a sample gives the
+    update of a dataset holding it k times, and weights all 1 give the unweighted update."""
+    inst = sample_instance(toy_scenario, seed=3, num_tasks=TASKS)
+    data = Samples.of(trace(inst, OnlineMPC(toy_scenario).plan(inst), SCALE), SCALE, 0.99)
+    k, i = 3, 5
+    one = Samples(data.obs[i : i + 1], data.mask[i : i + 1], data.action[i : i + 1], data.ret[i : i + 1])
+    copies = Samples.concat([data, *[one] * (k - 1)])
+    weight = np.ones(len(data), dtype=np.float32)
+
+    def updated(d: Samples, w: np.ndarray | None) -> list[np.ndarray]:
+        policy = new_policy(inst)
+        # plain gradient steps: Adam would blow up the round-off of gradients that are 0 (a shared logit bias)
+        policy.optimizer = th.optim.SGD(policy.parameters(), lr=1e-2)
+        supervised_epoch(policy, d, batch_size=10_000, lr=1e-2, value_coef=0.0, max_grad_norm=1e9, seed=0, weight=w)
+        return [q.detach().numpy().copy() for q in policy.parameters()]
+
+    plain = updated(data, None)
+    for a, b in zip(updated(data, weight), plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    weight[i] = k
+    weighted = updated(data, weight)
+    for a, b in zip(weighted, updated(copies, None), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, c) for a, c in zip(weighted, plain, strict=True))  # the weight did something
+
+
 # ---------------------------------------------------------------------------------- behaviour cloning
 @pytest.mark.parametrize("expert", ["oracle", "greedy"])
 def test_behaviour_cloning_reproduces_a_fixed_expert_exactly(toy_scenario: Scenario, expert: str) -> None:
@@ -319,6 +346,7 @@ def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: 
     cfg = imitation_config(tmp_path, "bc", checkpoint_every=0, max_minutes=1e-6)
     first = train(cfg, scenario=toy_scenario, log=quiet)
     assert first.stopped_by_clock and first.oracle_solves == 0
+    assert not list((Path(cfg.out) / "oracle").glob("*"))  # nothing solved after the deadline
     assert len(list((Path(cfg.out) / "checkpoints").glob("step_*.zip"))) == 1
     again = imitation_config(tmp_path, "bc", checkpoint_every=0)
     hp_file = Path(cfg.out) / "hyperparams.json"
@@ -339,6 +367,24 @@ def test_a_stopped_imitation_run_resumes_without_periodic_checkpoints(tmp_path: 
     reference = train(dataclasses.replace(again, out=str(tmp_path / "ref" / "bc")), scenario=toy_scenario, log=quiet)
     for a, b in zip(weights(reference.model_path), weights(second.model_path), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_resume_goes_on_only_as_the_run_began(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """--resume refuses a changed policy_kwargs (not among the resolved hyperparameters); a run from before
+    hyperparams.json that lacks a key added since goes on only at the key's former value."""
+    cfg = imitation_config(tmp_path, "bc", checkpoint_every=0, max_minutes=1e-6)
+    train(cfg, scenario=toy_scenario, log=quiet)
+    wider = dataclasses.replace(cfg, hyperparams={**cfg.hyperparams, "policy_kwargs": {"hidden": 32}})
+    with pytest.raises(ValueError, match="policy_kwargs: run has None"):
+        train(wider, resume=True, scenario=toy_scenario, log=quiet)
+    (Path(cfg.out) / "hyperparams.json").unlink()  # as a run begun before the file existed
+    again = imitation_config(tmp_path, "bc", checkpoint_every=0)
+    with pytest.raises(ValueError, match=r"replica_weight: run has 1.0, now 5.0 \(pass --hp replica_weight=1.0"):
+        train(again, resume=True, scenario=toy_scenario, log=quiet)
+    with pytest.raises(ValueError, match="hyperparams: run has"):  # any other change of the overrides
+        train(dataclasses.replace(again, hyperparams={**again.hyperparams, "epochs": 2}), resume=True, log=quiet)
+    former = dataclasses.replace(again, hyperparams={**again.hyperparams, "replica_weight": 1.0})
+    assert train(former, resume=True, scenario=toy_scenario, log=quiet).num_timesteps >= former.timesteps
 
 
 def test_fine_tuning_starts_from_the_clone(tmp_path: Path, toy_scenario: Scenario) -> None:

@@ -49,6 +49,7 @@ import pandas as pd
 import benchmark
 from agents.callbacks import latest_checkpoint
 from agents.evaluate import Agent, play
+from agents.rllib import RLLIB_ALGOS
 from agents.train import ALGOS, TrainConfig, train
 from baselines.heuristics import make_heuristic
 from baselines.milp import cached_oracle
@@ -84,7 +85,9 @@ def train_all(args: argparse.Namespace, tasks: list[str], out: Path) -> pd.DataF
     """Train (or reuse) one run per (task, seed), ``args.workers`` runs side by side; one row each with its
     budget, time and shares (a run's throughput is its own, beside the others)."""
     jobs = [(args, task, seed, out) for task in tasks for seed in args.seeds]
-    return pd.DataFrame(list(pmap(train_one, jobs, workers=args.workers)))
+    # an rllib_ppo run starts a Ray of its own on the machine's cores: one at a time
+    workers = 1 if args.algo in RLLIB_ALGOS else args.workers
+    return pd.DataFrame(list(pmap(train_one, jobs, workers=workers)))
 
 
 def train_one(args: argparse.Namespace, task: str, seed: int, out: Path) -> dict[str, Any]:
