@@ -167,10 +167,11 @@ class Agent:
         return np.asarray(a, dtype=np.int64).reshape(-1)
 
     def _act_on_other_regions(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """The region net's best-scored action (masked when the model is), as ``predict`` deterministic."""
+        """The region net's action (masked when the model is), as ``predict`` deterministic: by the policy's
+        ``decision`` (:mod:`agents.policies`)."""
         import torch as th
 
-        from agents.policies import region_net
+        from agents.policies import grouped_mode, region_net
 
         size = self.model.observation_space.shape[0]
         if self.obs_mean is not None or not self.deterministic:
@@ -182,10 +183,13 @@ class Agent:
             net = region_net(self.model.policy)
         except ValueError as exc:
             raise ValueError(f"observations of size {obs.shape[1]}, the model's are {size}: {exc}") from None
+        x = th.as_tensor(obs, dtype=th.float32)
         with th.no_grad():
-            logits = net.forward_actor(th.as_tensor(obs, dtype=th.float32))
+            logits = net.forward_actor(x)
             if self.masked:
                 logits = logits.masked_fill(~th.as_tensor(mask), -th.inf)
+            if getattr(self.model.policy, "decision", "argmax") == "grouped":
+                return grouped_mode(logits, net.warm(x)).numpy().astype(np.int64)
         return logits.argmax(dim=1).numpy().astype(np.int64)
 
     def act(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> int:

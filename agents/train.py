@@ -308,7 +308,9 @@ def policy_spec(cfg: TrainConfig, scenario: Scenario) -> tuple[Any, dict[str, An
         return ("MlpPolicy", extra)
     layout = ObsLayout.of(scenario)
     cls = MaskableRegionPolicy if cfg.masked else RegionDQNPolicy if cfg.algo == "dqn" else RegionActorCriticPolicy
-    return cls, {"task_features": layout.task_features, "hidden": cfg.hidden, **extra}
+    # A new masked region policy acts by the grouped decision (agents.policies); a saved one as it was saved.
+    grouped = {"decision": "grouped"} if cls is MaskableRegionPolicy else {}
+    return cls, {"task_features": layout.task_features, "hidden": cfg.hidden, **grouped, **extra}
 
 
 def hyperparams_of(cfg: TrainConfig) -> dict[str, Any]:

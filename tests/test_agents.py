@@ -22,13 +22,13 @@ from agents.evaluate import (
     play,
     summarise,
 )
-from agents.policies import RegionNet, region_net
+from agents.policies import MaskableRegionPolicy, RegionNet, grouped_mode, region_net
 from agents.train import ALGO_DEFAULTS, NAMED_SCENARIOS, SB3_ALGOS, TASK_DEFAULTS, TrainConfig, hyperparams_of, train
 from agents.vec import make_vec_env
 from baselines.heuristics import HEURISTICS, make_heuristic
 from baselines.milp import cached_oracle, solve_hindsight
 from envs import Scenario, check_plan_feasible, evaluate_plan
-from envs.dynamics import ObsLayout
+from envs.dynamics import REGION_FEATURES, ObsLayout, trace
 from envs.instance import Instance
 from envs.placement import PlacementEnv
 from envs.tasks import TASKS as TASK_NAMES
@@ -162,6 +162,58 @@ def test_region_net_runs_on_any_region_set_and_is_permutation_equivariant(
         net3(th.zeros(1, lay3.size + 1))
 
 
+def test_grouped_mode_picks_the_kind_of_action_of_most_probability() -> None:
+    """Warm regions, cold regions, overflow: the kind of most probability in all, then its best action."""
+    warm = th.tensor([[True, False, False]] * 4 + [[True, True, False]])
+    probs = th.tensor(
+        [
+            [0.10, 0.30, 0.25, 0.35],  # overflow is the argmax, but cold regions hold 0.55: the best cold one
+            [0.40, 0.30, 0.00, 0.30],  # warm 0.40 > cold 0.30, overflow 0.30
+            [0.00, 0.20, 0.25, 0.55],  # overflow holds more than half: overflow
+            [0.30, 0.20, 0.29, 0.21],  # the warm region is the argmax, the cold ones hold 0.49: the best cold one
+            [0.00, 0.50, 0.10, 0.40],  # region 0 masked: the warm kind's best is region 1
+        ]
+    )
+    logits = th.log(probs).clamp_min(-1e8)  # masked actions at a large negative logit, as sb3-contrib holds them
+    assert grouped_mode(logits, warm).tolist() == [1, 0, 3, 2, 1]
+    assert logits.argmax(1).tolist() == [3, 0, 3, 0, 1]
+
+
+def test_grouped_decision_of_the_masked_region_policy(tmp_path: Path, toy_scenario: Scenario) -> None:
+    """predict(deterministic) follows the policy's decision; it is saved with the model, 'argmax' by default;
+    the zero-shot path (another region set) decides as predict does."""
+    from sb3_contrib import MaskablePPO
+
+    venv = make_vec_env(toy_scenario, 1, "batch", num_tasks=TASKS, invalid_action="raise")
+    layout = ObsLayout.of(toy_scenario)
+    kwargs = {"task_features": layout.task_features, "hidden": 16}
+    with pytest.raises(ValueError, match=r"policy_kwargs\['decision'\] = 'best': expected one of"):
+        MaskablePPO(MaskableRegionPolicy, venv, policy_kwargs={**kwargs, "decision": "best"}, device="cpu")
+    default = MaskablePPO(MaskableRegionPolicy, venv, policy_kwargs=kwargs, seed=0, device="cpu")
+    assert default.policy.decision == "argmax"
+    model = MaskablePPO(
+        MaskableRegionPolicy, venv, policy_kwargs={**kwargs, "decision": "grouped"}, seed=0, device="cpu"
+    )
+    path = tmp_path / "grouped.zip"
+    model.save(path)
+    agent = Agent.load(path)
+    assert agent.model.policy.decision == "grouped"
+    inst = evaluation_instances(toy_scenario, [3], TASKS)[0]
+    tr = trace(inst, make_heuristic("greedy", inst).plan(inst), 1.0)  # states along greedy's plan
+    obs, mask = tr.obs, tr.mask
+    with th.no_grad():
+        dist = agent.model.policy.get_distribution(th.as_tensor(obs), mask)
+        logits = dist.distribution.logits
+    _task, region = layout.split(obs)
+    warm = th.as_tensor(region[:, :, REGION_FEATURES.index("replica_warm")] > 0.5)
+    grouped = grouped_mode(logits, warm).numpy()
+    assert (grouped != logits.argmax(1).numpy()).any()  # the two decisions differ on these states
+    np.testing.assert_array_equal(agent.act_batch(obs, mask), grouped)
+    np.testing.assert_array_equal(agent._act_on_other_regions(obs, mask), agent.act_batch(obs, mask))
+    agent.model.policy.decision = "argmax"
+    np.testing.assert_array_equal(agent.act_batch(obs, mask), logits.argmax(1).numpy())
+
+
 # ------------------------------------------------------------------------------------ training runs
 @pytest.mark.parametrize(("algo", "policy"), [*[(a, "region") for a in SB3_ALGOS], ("maskable_ppo", "mlp")])
 def test_training_smoke(tmp_path: Path, toy_scenario: Scenario, algo: str, policy: str) -> None:
@@ -184,6 +236,9 @@ def test_training_smoke(tmp_path: Path, toy_scenario: Scenario, algo: str, polic
     assert (agent.obs_mean is not None) == (policy == "mlp")  # VecNormalize on observations only for the MLP
     if policy == "region":
         region_net(agent.model.policy)
+    # A new masked region policy acts by the grouped decision (agents.policies), as saved with its model.
+    grouped = (algo, policy) == ("maskable_ppo", "region")
+    assert getattr(agent.model.policy, "decision", None) == ("grouped" if grouped else None)
     inst = evaluation_instances(toy_scenario, [5], TASKS)[0]
     plan = agent.plan(inst)
     assert check_plan_feasible(inst, plan) == []  # inadmissible choices became overflow
