@@ -225,6 +225,11 @@ def run_rllib(
     split = "train" if cfg.scenario in TASKS else None
     venv = masked_venv(cfg, scen)
     policy, kwargs = policy_spec(cfg, scen)  # the MaskablePPO model the weights are exported into
+    if ckpt is not None:  # a resumed run's models act as its checkpoint's did (a run begun before: argmax)
+        from stable_baselines3.common.save_util import load_from_zip_file
+
+        data = load_from_zip_file(ckpt, device="cpu", load_data=True)[0] or {}
+        kwargs["decision"] = data.get("policy_kwargs", {}).get("decision", "argmax")
     host = MaskablePPO(policy, venv, policy_kwargs=kwargs, seed=cfg.seed, device="cpu")
     clock = Clock()
     if ckpt is None:

@@ -60,7 +60,7 @@ from agents.imitation import (
     check_imitation_hyperparams,
     run_imitation,
 )
-from agents.policies import MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
+from agents.policies import DECISIONS, MaskableRegionPolicy, RegionActorCriticPolicy, RegionDQNPolicy
 from agents.rllib import RLLIB_ALGOS, RLLIB_DEFAULTS, check_rllib_hyperparams
 from agents.vec import VEC_BACKENDS, TimedVecEnv, make_vec_env
 from baselines.milp import cached_oracle
@@ -230,6 +230,15 @@ class TrainConfig:
         )
         unknown = set(self.hyperparams) - set(ALGO_DEFAULTS[self.algo]) - {"policy_kwargs"}
         need(not unknown, "hyperparams", f"keys among {sorted(ALGO_DEFAULTS[self.algo])}")
+        decision = dict(self.hyperparams.get("policy_kwargs", {})).get("decision")
+        if decision is not None:
+            masked_region = "a masked region policy (algo maskable_ppo, bc or dagger with policy 'region')"
+            need(
+                self.masked and self.policy == "region",
+                "hyperparams",
+                f"a 'decision' in policy_kwargs only for {masked_region}",
+            )
+            need(decision in DECISIONS, "hyperparams", f"policy_kwargs['decision'] among {DECISIONS}")
         for name in SCHEDULED:
             if name in self.hyperparams:
                 try:

@@ -206,6 +206,8 @@ def test_grouped_decision_of_the_masked_region_policy(tmp_path: Path, toy_scenar
         logits = dist.distribution.logits
     _task, region = layout.split(obs)
     warm = th.as_tensor(region[:, :, REGION_FEATURES.index("replica_warm")] > 0.5)
+    assert warm.any() and not warm.all()  # states with warm and cold regions
+    th.testing.assert_close(region_net(agent.model.policy).warm(th.as_tensor(obs)), warm)
     grouped = grouped_mode(logits, warm).numpy()
     assert (grouped != logits.argmax(1).numpy()).any()  # the two decisions differ on these states
     np.testing.assert_array_equal(agent.act_batch(obs, mask), grouped)
@@ -321,6 +323,10 @@ def test_wall_clock_limit_stops_and_checkpoints(tmp_path: Path, toy_scenario: Sc
 
 
 def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="'decision' in policy_kwargs only for a masked region policy"):
+        TrainConfig(algo="ppo", hyperparams={"policy_kwargs": {"decision": "grouped"}})
+    with pytest.raises(ValueError, match=r"policy_kwargs\['decision'\] among \('argmax', 'grouped'\)"):
+        TrainConfig(algo="dagger", hyperparams={"policy_kwargs": {"decision": "best"}})
     with pytest.raises(ValueError, match="algo"):
         TrainConfig(algo="sac")
     with pytest.raises(ValueError, match="hyperparams"):

@@ -26,9 +26,12 @@ def with_decision(src: Path, dst: Path, decision: str) -> None:
     """Save the MaskablePPO model ``src`` as ``dst`` with its policy's ``decision`` set."""
     from sb3_contrib import MaskablePPO
 
-    kwargs = dict(MaskablePPO.load(src, device="cpu").policy_kwargs)
-    if "task_features" not in kwargs:
-        raise ValueError(f"model {str(src)!r}: not a masked region policy (its policy_kwargs: {sorted(kwargs)})")
+    from agents.policies import MaskableRegionPolicy
+
+    loaded = MaskablePPO.load(src, device="cpu")
+    if not isinstance(loaded.policy, MaskableRegionPolicy):
+        raise ValueError(f"model {str(src)!r}: a {type(loaded.policy).__name__}, expected a MaskableRegionPolicy")
+    kwargs = dict(loaded.policy_kwargs)
     model = MaskablePPO.load(src, device="cpu", custom_objects={"policy_kwargs": {**kwargs, "decision": decision}})
     dst.parent.mkdir(parents=True, exist_ok=True)
     model.save(dst)
