@@ -214,6 +214,15 @@ def test_grouped_decision_of_the_masked_region_policy(tmp_path: Path, toy_scenar
     np.testing.assert_array_equal(agent._act_on_other_regions(obs, mask), agent.act_batch(obs, mask))
     agent.model.policy.decision = "argmax"
     np.testing.assert_array_equal(agent.act_batch(obs, mask), logits.argmax(1).numpy())
+    # experiments.bench.decision re-saves a model with another decision and the same weights
+    from experiments.bench.decision import with_decision
+
+    with_decision(path, tmp_path / "argmax.zip", "argmax")
+    copy = Agent.load(tmp_path / "argmax.zip")
+    assert copy.model.policy.decision == "argmax"
+    np.testing.assert_array_equal(copy.act_batch(obs, mask), logits.argmax(1).numpy())
+    for x, y in zip(params(copy.model), params(model), strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 # ------------------------------------------------------------------------------------ training runs
