@@ -171,7 +171,7 @@ class Agent:
         ``decision`` (:mod:`agents.policies`)."""
         import torch as th
 
-        from agents.policies import grouped_mode, region_net
+        from agents.policies import deterministic_action, region_net
 
         size = self.model.observation_space.shape[0]
         if self.obs_mean is not None or not self.deterministic:
@@ -188,9 +188,7 @@ class Agent:
             logits = net.forward_actor(x)
             if self.masked:
                 logits = logits.masked_fill(~th.as_tensor(mask), -th.inf)
-            if getattr(self.model.policy, "decision", "argmax") == "grouped":
-                return grouped_mode(logits, net.warm(x)).numpy().astype(np.int64)
-        return logits.argmax(dim=1).numpy().astype(np.int64)
+            return deterministic_action(self.model.policy, logits, x).numpy().astype(np.int64)
 
     def act(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> int:
         """One action for one observation (the heuristics' ``act``); inadmissible choices become overflow."""

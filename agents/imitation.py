@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike, NDArray
 from baselines.milp import cached_oracle, solve_hindsight
 from baselines.mpc import OnlineMPC
 from envs.costs import slot_usage_gpu_s
-from envs.dynamics import REGION_FEATURES, ObsLayout, Trace, trace
+from envs.dynamics import ObsLayout, Trace, trace
 from envs.instance import Instance
 from envs.scenario import Scenario
 from envs.workload import sample_instance
@@ -178,11 +178,10 @@ class Samples:
 
     def opens_replica(self, layout: ObsLayout) -> NDArray[np.bool_]:
         """``[N]`` whether each label opens a replica: serves the task in a region where its model is cold."""
-        _task, region = layout.split(self.obs)
-        R = region.shape[1]
-        served = np.flatnonzero(self.action < R)
+        warm = layout.warm(self.obs)
+        served = np.flatnonzero(self.action < warm.shape[1])
         out = np.zeros(self.action.size, dtype=bool)
-        out[served] = region[served, self.action[served], REGION_FEATURES.index("replica_warm")] < 0.5
+        out[served] = ~warm[served, self.action[served]]
         return out
 
     def save(self, path: Path) -> None:

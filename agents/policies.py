@@ -269,6 +269,14 @@ def grouped_mode(logits: th.Tensor, warm: th.Tensor) -> th.Tensor:
     return th.where(kind == 0, best_warm, th.where(kind == 1, best_cold, th.full_like(kind, R)))
 
 
+def deterministic_action(policy: nn.Module, logits: th.Tensor, obs: th.Tensor) -> th.Tensor:
+    """``[B]`` the action a region policy plays when deterministic, from its masked ``logits [B, R + 1]`` and
+    the raw observations ``obs [B, D]``: by its ``decision`` (``"argmax"`` for a policy without one)."""
+    if getattr(policy, "decision", "argmax") == "grouped":
+        return grouped_mode(logits, region_net(policy).warm(obs))
+    return logits.argmax(dim=1)
+
+
 def init_actor_critic(net: RegionNet, value_head: nn.Module) -> None:
     """SB3's orthogonal initialisation of an actor-critic: gains sqrt(2) inside, 0.01 for the logits, 1 for
     the value (the SB3 policies and the RLlib module start from the same kind of network)."""
@@ -341,7 +349,7 @@ class MaskableRegionPolicy(_RegionPolicyMixin, MaskableActorCriticPolicy):
             return super()._predict(observation, deterministic, action_masks)
         dist = self.get_distribution(observation, action_masks).distribution
         assert isinstance(dist, th.distributions.Categorical)  # one Discrete action: one categorical
-        return grouped_mode(dist.logits, region_net(self).warm(observation.float()))
+        return deterministic_action(self, dist.logits, observation.float())
 
 
 class RegionActorCriticPolicy(_RegionPolicyMixin, ActorCriticPolicy):

@@ -135,6 +135,10 @@ class ObsLayout:
         blocks = obs[..., ft:].reshape(*obs.shape[:-1], len(REGION_FEATURES), len(self.region_names))
         return obs[..., :ft], np.swapaxes(blocks, -1, -2)
 
+    def warm(self, obs: NDArray[np.float32]) -> NDArray[np.bool_]:
+        """``[..., R]`` whether the task's model is warm in each region (its ``replica_warm`` feature)."""
+        return self.split(obs)[1][..., _WARM] > 0.5
+
 
 class EpisodeBatch:
     """B placement episodes stepped together. Arrays are padded to the longest episode loaded."""

@@ -28,7 +28,7 @@ from agents.vec import make_vec_env
 from baselines.heuristics import HEURISTICS, make_heuristic
 from baselines.milp import cached_oracle, solve_hindsight
 from envs import Scenario, check_plan_feasible, evaluate_plan
-from envs.dynamics import REGION_FEATURES, ObsLayout, trace
+from envs.dynamics import ObsLayout, trace
 from envs.instance import Instance
 from envs.placement import PlacementEnv
 from envs.tasks import TASKS as TASK_NAMES
@@ -204,8 +204,7 @@ def test_grouped_decision_of_the_masked_region_policy(tmp_path: Path, toy_scenar
     with th.no_grad():
         dist = agent.model.policy.get_distribution(th.as_tensor(obs), mask)
         logits = dist.distribution.logits
-    _task, region = layout.split(obs)
-    warm = th.as_tensor(region[:, :, REGION_FEATURES.index("replica_warm")] > 0.5)
+    warm = th.as_tensor(layout.warm(obs))
     assert warm.any() and not warm.all()  # states with warm and cold regions
     th.testing.assert_close(region_net(agent.model.policy).warm(th.as_tensor(obs)), warm)
     grouped = grouped_mode(logits, warm).numpy()

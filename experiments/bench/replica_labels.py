@@ -20,7 +20,7 @@ import torch as th
 
 from agents.evaluate import Agent
 from agents.imitation import Samples
-from envs.dynamics import REGION_FEATURES, ObsLayout
+from envs.dynamics import ObsLayout
 from envs.scenario import Scenario
 
 
@@ -49,8 +49,7 @@ def main() -> None:
         )
         if opens.any():
             prob = th.softmax(logits, dim=1).numpy()[opens]
-            _task, region = layout.split(d.obs[opens])
-            cold = (region[..., REGION_FEATURES.index("replica_warm")] < 0.5) & d.mask[opens, :R]
+            cold = ~layout.warm(d.obs[opens]) & d.mask[opens, :R]
             label = prob[np.arange(prob.shape[0]), d.action[opens]].mean()
             print(
                 f"  where the label opens one: probability of the label {label:.3f}, "
