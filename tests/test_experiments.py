@@ -115,3 +115,27 @@ def test_settings_reuse_one_episode_and_change_only_their_knob() -> None:
     legal_cfg = paper.load_config("legal", quick=True)
     off = paper.apply_setting(legal_cfg, s, base, "off")
     assert off.residency_ok.all() and not base.residency_ok.all()
+
+
+def test_bench_agents_scores_saved_episodes_joined_from_several_files(tmp_path, capsys) -> None:
+    """``--score`` reprints the suite's tables from saved episodes: split one shipped file in two, join them."""
+    from pathlib import Path
+
+    import benchmark
+    from experiments.bench import agents as bench_agents
+
+    shipped = pd.read_csv(Path(__file__).parents[1] / "docs/results/agents/dagger_mpc_150k_episodes.csv")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    shipped[shipped["task"].isin(["carbon", "hubs"])].to_csv(first, index=False)
+    shipped[shipped["task"].isin(["global", "shift"])].to_csv(second, index=False)
+    bench_agents.main(["--algo", "dagger", "--score", str(first), str(second)])
+    out = capsys.readouterr().out
+    agent = bench_agents.seed_mean(shipped[shipped["task"].isin(["carbon", "hubs", "global", "shift"])], "dagger")
+    hubs = agent[agent["task"] == "hubs"]["regret"]
+    assert f"| hubs | {100 * hubs.mean():.2f} +- {100 * hubs.std(ddof=1) / np.sqrt(hubs.size):.2f} |" in out
+    assert "| residency |" not in out and "contended:" not in out  # tasks not in the files are not reported
+    iqm = benchmark.aggregate(agent, reps=2000).loc["dagger", "iqm"]
+    assert f"suite IQM of the normalised score: dagger {iqm:.3f} [" in out
+    shipped[shipped["task"] == "carbon"].to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(SystemExit, match=r"task 'carbon', policy .* is in .*a\.csv and .*c\.csv"):
+        bench_agents.main(["--algo", "dagger", "--score", str(first), str(tmp_path / "c.csv")])

@@ -31,6 +31,10 @@ rolling MILP and heuristics, and prints:
 Outputs under ``--out/ALGO``: the run folders (``TASK/seed<S>``), ``episodes.csv`` (every test episode of
 every policy), ``summary.csv`` and ``summary.json``; ``generalise.csv`` with ``--generalise``. Not a test.
 
+``--score EPISODES.csv [...]`` trains and plays nothing: it prints the same tables and targets (not the
+throughput) from the ``episodes.csv`` of earlier runs, joined, e.g. the saved outputs in
+``docs/results/agents/``.
+
 Quick check that it runs: ``python -m experiments.bench.agents --algo bc --tasks contended --seeds 0
 --timesteps 3000 --hp epochs=1 --baselines greedy --out /tmp/bench_agents``.
 """
@@ -169,8 +173,9 @@ def seed_mean(df: pd.DataFrame, algo: str) -> pd.DataFrame:
     return add_scores(mean)
 
 
-def report(df: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
-    """Print the per-task table, the targets, the suite's IQM and the throughput; return the summary."""
+def report(df: pd.DataFrame, runs: pd.DataFrame | None, args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
+    """Print the per-task table, the targets, the suite's IQM and (given the runs) the throughput; return the
+    summary."""
     agent = seed_mean(df, args.algo)
     summary: dict[str, Any] = {"algo": args.algo, "timesteps": args.timesteps, "seeds": list(args.seeds)}
     summary["model"] = args.model
@@ -215,6 +220,8 @@ def report(df: pd.DataFrame, runs: pd.DataFrame, args: argparse.Namespace, tasks
         print(line)
         below = [t for t, r in per_task.items() if r["at_or_below_mpc"] is False]
         print(f"tasks where the agent is above the online MPC's regret: {below or 'none'}")
+    if runs is None:
+        return summary
     shares = ["env_share", "expert_share", "network_share", "eval_share"]
     thr = runs.groupby("task")[["steps", "wall_s", "steps_per_s", *shares]].mean()
     thr["other_share"] = 1.0 - thr[shares].sum(axis=1)
@@ -310,7 +317,21 @@ def print_generalisation(gen: pd.DataFrame, suite: pd.DataFrame, algo: str, task
     print((table[["regret_mean", "regret_se"]] * 100).round(2).astype(str).add(" %").to_string())
 
 
-def main() -> None:
+def saved_episodes(paths: list[str]) -> pd.DataFrame:
+    """The test episodes of earlier runs of this script, joined; a (task, policy, episode) in two files is an
+    error (each file's rows would count twice)."""
+    df = pd.concat([pd.read_csv(p).assign(_file=p) for p in paths], ignore_index=True)
+    twice = df[df.duplicated(["task", "policy", "episode"], keep=False)]
+    if not twice.empty:
+        row = twice.iloc[0]
+        raise SystemExit(
+            f"--score: task {row['task']!r}, policy {row['policy']!r}, episode {row['episode']} is in "
+            f"{' and '.join(sorted(set(twice['_file'])))}; expected each test episode in one file"
+        )
+    return df.drop(columns="_file")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", default="bc", choices=ALGOS)
     parser.add_argument("--tasks", default="all", help="'all' or comma-separated task names")
@@ -343,9 +364,20 @@ def main() -> None:
     parser.add_argument("--generalise", default=None, metavar="TASK", help="zero-shot checks of TASK's models")
     parser.add_argument("--generalise-days", type=int, default=10)
     parser.add_argument("--out", default="runs/bench_agents")
-    args = parser.parse_args()
-    out = Path(args.out)
+    parser.add_argument(
+        "--score",
+        nargs="+",
+        default=None,
+        metavar="EPISODES.csv",
+        help="train nothing: print the tables and targets of saved test episodes (episodes.csv files, joined)",
+    )
+    args = parser.parse_args(argv)
     tasks = [t.name for t in select_tasks(args.tasks)]
+    if args.score is not None:
+        df = saved_episodes(args.score)
+        report(df, None, args, [t for t in tasks if t in set(df["task"])])
+        return
+    out = Path(args.out)
     t0 = time.perf_counter()
     runs = train_all(args, tasks, out)
     print(f"trained in {(time.perf_counter() - t0) / 60:.1f} min; evaluating on the test split ...", flush=True)
