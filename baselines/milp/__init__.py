@@ -44,6 +44,13 @@ pricing in HiGHS (its degenerate master did not move in 200 iterations; with Wen
 but after 300 iterations, 866 s, its restricted master stood at 68.97 USD, so the DW bound lies below the
 69.18 that the lattice row gives, at 3-4 s an iteration) and a MILP restricted to the
 LP's reduced-cost core (its own bound rose above the LP's: the optimum needs columns the LP prices out).
+Two more on the slot's count-only problem (least total penalty), also throwaway: dominance rows (task a
+overflows only if every task b it dominates does: same or higher penalty, and no larger GPU-seconds and
+cost in each region b may use; 3,201 rows after transitive reduction) left its LP at 65.86 USD and slowed
+HiGHS's proof of 66.5 from 35 s to 48 s; a Lagrangian bound relaxing the one-action-per-task rows (a 0/1
+knapsack per region by dynamic programming, sizes rounded down to 0.1 GPU-s, which keeps it valid) gave
+65.74 USD at the LP's duals and no more in 60 subgradient steps: the knapsacks fill their regions almost
+exactly, so the bound stays near the LP's, short of the 66.0 that would prove 66.5 by the lattice.
 ``time_limit_s`` is a hard limit on
 the whole call: HiGHS is interrupted in its MIP and simplex callbacks, and a block not started in time
 keeps its greedy plan with the bound every task's cheapest pair gives.
