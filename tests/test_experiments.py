@@ -136,6 +136,8 @@ def test_bench_agents_scores_saved_episodes_joined_from_several_files(tmp_path, 
     assert "| residency |" not in out and "contended:" not in out  # tasks not in the files are not reported
     iqm = benchmark.aggregate(agent, reps=2000).loc["dagger", "iqm"]
     assert f"suite IQM of the normalised score: dagger {iqm:.3f} [" in out
+    with pytest.raises(SystemExit, match=r"no rows of policy 'bc/seed<S>' .* found dagger/seed0, dagger/seed1"):
+        bench_agents.main(["--algo", "bc", "--score", str(first)])
     shipped[shipped["task"] == "carbon"].to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(SystemExit, match=r"task 'carbon', policy .* is in .*a\.csv and .*c\.csv"):
         bench_agents.main(["--algo", "dagger", "--score", str(first), str(tmp_path / "c.csv")])

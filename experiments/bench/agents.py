@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,12 @@ def main(argv: list[str] | None = None) -> None:
     tasks = [t.name for t in select_tasks(args.tasks)]
     if args.score is not None:
         df = saved_episodes(args.score)
+        seeds = df["policy"].str.extract(rf"^{re.escape(args.algo)}/seed(\d+)$")[0].dropna().astype(int)
+        if seeds.empty:
+            found = ", ".join(sorted(df["policy"].unique()))
+            files = ", ".join(args.score)
+            raise SystemExit(f"--score: no rows of policy '{args.algo}/seed<S>' in {files}; found {found}")
+        args.seeds = sorted(set(seeds))  # the seeds the files hold, whatever --seeds says
         report(df, None, args, [t for t in tasks if t in set(df["task"])])
         return
     out = Path(args.out)
